@@ -1,0 +1,58 @@
+package hyperfleet
+
+import "time"
+
+// Condition types of an adapter status report (CONTRACTS.md §3). Applied,
+// Available and Health are mandatory in every report; Finalized is reported
+// while the resource is being deleted.
+const (
+	ConditionApplied   = "Applied"
+	ConditionAvailable = "Available"
+	ConditionHealth    = "Health"
+	ConditionFinalized = "Finalized"
+)
+
+// Condition status values.
+const (
+	True    = "True"
+	False   = "False"
+	Unknown = "Unknown"
+)
+
+// Condition is one entry of a status report.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// StatusReport is the body of PUT .../statuses: one report per adapter per
+// resource. ObservedGeneration is a JSON integer; the API rejects strings.
+type StatusReport struct {
+	Adapter            string         `json:"adapter"`
+	ObservedGeneration int64          `json:"observed_generation"`
+	ObservedTime       time.Time      `json:"observed_time"`
+	Conditions         []Condition    `json:"conditions"`
+	Data               map[string]any `json:"data,omitempty"`
+	Metadata           map[string]any `json:"metadata,omitempty"`
+}
+
+// Condition returns the condition of the given type, or nil.
+func (r *StatusReport) Condition(condType string) *Condition {
+	for i := range r.Conditions {
+		if r.Conditions[i].Type == condType {
+			return &r.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// SetCondition replaces the condition of c's type, or appends it.
+func (r *StatusReport) SetCondition(c Condition) {
+	if old := r.Condition(c.Type); old != nil {
+		*old = c
+		return
+	}
+	r.Conditions = append(r.Conditions, c)
+}
