@@ -324,7 +324,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-
 // String renders the event for logs.
 func (e Event) String() string {
 	return fmt.Sprintf("%s %s gen=%d id=%s", e.Kind, e.ResourceID, e.Generation, e.ID)

@@ -16,16 +16,22 @@ import (
 //
 // An error that carries no class is treated as transient: losing an event to
 // an unclassified bug is worse than retrying it a bounded number of times.
+//
+// The class travels as a method, Permanent() bool, anywhere in the %w chain,
+// so packages below this one (hyperfleet, maestro) can class their errors
+// without importing it, the way net.Error carries Timeout().
 
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Permanent() bool { return true }
 
 type transientError struct{ err error }
 
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
+func (e *transientError) Error() string   { return e.err.Error() }
+func (e *transientError) Unwrap() error   { return e.err }
+func (e *transientError) Permanent() bool { return false }
 
 // Permanent marks err as not worth retrying. Nil stays nil.
 func Permanent(err error) error {
@@ -48,17 +54,12 @@ func Transient(err error) error {
 	return &transientError{err: err}
 }
 
-// IsPermanent reports whether err, or anything it wraps, was marked
-// Permanent, unless a Transient mark sits closer to the surface.
+// IsPermanent reports whether the mark closest to the surface of err's
+// chain says permanent. Unmarked errors are not permanent.
 func IsPermanent(err error) bool {
-	for err != nil {
-		switch err.(type) {
-		case *permanentError:
-			return true
-		case *transientError:
-			return false
-		}
-		err = errors.Unwrap(err)
+	var c interface{ Permanent() bool }
+	if errors.As(err, &c) {
+		return c.Permanent()
 	}
 	return false
 }

@@ -17,10 +17,10 @@ type Event struct {
 	TraceParent string // W3C trace context extension, empty when tracing is off
 
 	// Data.
-	Kind       string               // canonical spelling: "Cluster", "NodePool", ...
-	ResourceID string               // resource id
-	Href       string               // relative API path of the resource
-	Generation int64                // >= 1
+	Kind       string                // canonical spelling: "Cluster", "NodePool", ...
+	ResourceID string                // resource id
+	Href       string                // relative API path of the resource
+	Generation int64                 // >= 1
 	Owner      *hyperfleet.ObjectRef // parent reference, required for node pools
 }
 

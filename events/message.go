@@ -22,6 +22,8 @@ type Message struct {
 	// record), in the HyperFleet API's JSON. When set it wins over reading
 	// the API: a replay reproduces what the adapter saw.
 	Snapshot json.RawMessage
+	// OwnerSnapshot is the owning cluster as recorded, for node pool events.
+	OwnerSnapshot json.RawMessage
 	// Attempt counts deliveries of this message, starting at 1, as far as
 	// the transport knows.
 	Attempt int

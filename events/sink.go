@@ -2,6 +2,11 @@ package events
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 )
@@ -13,4 +18,36 @@ import (
 // Permanent, Transient). Implementations are safe for concurrent use.
 type StatusSink interface {
 	Publish(ctx context.Context, ev cloudevents.Event) error
+}
+
+// JSONLSink writes each status event as one JSON line (the replay command's
+// --status-out). A write is durable once flushed to the file descriptor;
+// files are also synced.
+type JSONLSink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+var _ StatusSink = (*JSONLSink)(nil)
+
+// NewJSONLSink writes to w.
+func NewJSONLSink(w io.Writer) *JSONLSink { return &JSONLSink{w: w} }
+
+// Publish implements StatusSink.
+func (s *JSONLSink) Publish(_ context.Context, ev cloudevents.Event) error {
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return Permanent(fmt.Errorf("encode status event: %w", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(append(line, '\n')); err != nil {
+		return Transient(fmt.Errorf("write status event: %w", err))
+	}
+	if f, ok := s.w.(*os.File); ok && f != os.Stdout && f != os.Stderr {
+		if err := f.Sync(); err != nil {
+			return Transient(fmt.Errorf("sync status output: %w", err))
+		}
+	}
+	return nil
 }

@@ -1,0 +1,294 @@
+package hyperfleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// ClientConfig configures the HyperFleet API client.
+type ClientConfig struct {
+	// BaseURL is the API's address, e.g. https://hyperfleet-api:8000. Hrefs
+	// are resolved against it.
+	BaseURL string
+	// TokenFile holds the bearer token; it is re-read when it changes on disk
+	// (projected service-account tokens rotate). Empty: no Authorization.
+	TokenFile string
+	// Timeout bounds one HTTP request.
+	Timeout time.Duration
+	// MaxAttempts bounds tries of one call on 5xx, 408, 429 and network
+	// errors; the backoff between them doubles from BaseDelay with jitter.
+	MaxAttempts int
+	BaseDelay   time.Duration
+	MaxDelay    time.Duration
+	HTTPClient  *http.Client
+	Logger      *slog.Logger
+}
+
+// Validate names the first bad setting.
+func (c *ClientConfig) Validate() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", c.BaseURL)
+	}
+	if c.MaxAttempts < 1 {
+		return fmt.Errorf("HYPERFLEET_API_MAX_ATTEMPTS: %d, want >= 1", c.MaxAttempts)
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("HYPERFLEET_API_TIMEOUT: %s, want > 0", c.Timeout)
+	}
+	if c.TokenFile != "" {
+		if _, err := os.Stat(c.TokenFile); err != nil {
+			return fmt.Errorf("HYPERFLEET_API_TOKEN_FILE: %w", err)
+		}
+	}
+	return nil
+}
+
+// Client reads resources from the HyperFleet API and writes status reports.
+type Client struct {
+	cfg  ClientConfig
+	base *url.URL
+	http *http.Client
+	log  *slog.Logger
+}
+
+// NewClient validates cfg and builds a client (once per process).
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.BaseDelay == 0 {
+		cfg.BaseDelay = 200 * time.Millisecond
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = 10 * time.Second
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base, _ := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.Timeout}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Client{cfg: cfg, base: base, http: hc, log: log}, nil
+}
+
+var _ ResourceReader = (*Client)(nil)
+
+// GetResource implements ResourceReader with GET {base}/api/hyperfleet/v1/{path}.
+func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error) {
+	rel, err := RelativePath(href)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	var res Resource
+	status, err := c.do(ctx, http.MethodGet, APIPrefix+rel, nil, &res)
+	if err != nil {
+		return nil, err
+	}
+	if status == http.StatusNotFound {
+		return nil, fmt.Errorf("GET %s: %w", href, ErrNotFound)
+	}
+	if err := res.Validate(); err != nil {
+		return nil, permanent(fmt.Errorf("GET %s: %w", href, err))
+	}
+	return &res, nil
+}
+
+// PutStatus sends one adapter status report for the resource at href
+// (PUT {href}/statuses; POST answers 405 since 2026). 201 and 204 (stale
+// or repeated report, discarded by the API) are both success.
+func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport) (int, error) {
+	rel, err := RelativePath(href)
+	if err != nil {
+		return 0, permanent(err)
+	}
+	body, err := json.Marshal(report)
+	if err != nil {
+		return 0, permanent(fmt.Errorf("encode status report: %w", err))
+	}
+	status, err := c.do(ctx, http.MethodPut, APIPrefix+rel+"/statuses", body, nil)
+	if err != nil {
+		return status, err
+	}
+	if status == http.StatusNotFound {
+		return status, permanent(fmt.Errorf("PUT %s/statuses: %w", href, ErrNotFound))
+	}
+	return status, nil
+}
+
+// do runs one call with retries. It returns the final status code; 2xx and
+// 404 are not errors (the caller decides what 404 means). Other 4xx are
+// permanent; 5xx, 408, 429 and network errors are retried, then transient.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
+	target := c.base.String() + path
+	var lastErr error
+	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if err := sleepCtx(ctx, c.backoff(attempt-1)); err != nil {
+				return 0, transient(fmt.Errorf("%s %s: %w (last error: %v)", method, path, err, lastErr))
+			}
+		}
+		status, retry, err := c.once(ctx, method, target, body, out)
+		if err == nil {
+			return status, nil
+		}
+		if !retry {
+			return status, permanent(fmt.Errorf("%s %s: %w", method, path, err))
+		}
+		lastErr = err
+		c.log.DebugContext(ctx, "hyperfleet api call failed, retrying", "method", method, "path", path, "attempt", attempt, "err", err)
+	}
+	return 0, transient(fmt.Errorf("%s %s: gave up after %d attempts: %w", method, path, c.cfg.MaxAttempts, lastErr))
+}
+
+func (c *Client) once(ctx context.Context, method, target string, body []byte, out any) (status int, retry bool, err error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.cfg.TokenFile != "" {
+		tok, err := os.ReadFile(c.cfg.TokenFile)
+		if err != nil {
+			return 0, true, fmt.Errorf("read token file: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, false, ctx.Err()
+		}
+		return 0, true, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp.StatusCode, true, fmt.Errorf("read response: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return resp.StatusCode, false, nil
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if out != nil && len(data) > 0 {
+			if err := json.Unmarshal(data, out); err != nil {
+				return resp.StatusCode, false, fmt.Errorf("decode response: %w", err)
+			}
+		}
+		return resp.StatusCode, false, nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests:
+		return resp.StatusCode, true, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(data))
+	default:
+		return resp.StatusCode, false, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(data))
+	}
+}
+
+// backoff doubles from BaseDelay up to MaxDelay, with full jitter so that
+// replicas retrying after one outage do not hit the API in lockstep.
+func (c *Client) backoff(retry int) time.Duration {
+	d := c.cfg.BaseDelay << min(retry-1, 20)
+	if d > c.cfg.MaxDelay || d <= 0 {
+		d = c.cfg.MaxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	if s == "" {
+		return "(empty body)"
+	}
+	return s
+}
+
+// DirReader reads resources from a directory laid out like the API:
+// DIR/<href without the /api/hyperfleet/v1/ prefix>.json, in the API's own
+// JSON. It backs local replays (--api-dir).
+type DirReader struct{ Dir string }
+
+var _ ResourceReader = DirReader{}
+
+// GetResource implements ResourceReader.
+func (d DirReader) GetResource(_ context.Context, href string) (*Resource, error) {
+	rel, err := RelativePath(href)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	file := d.Dir + "/" + rel + ".json"
+	data, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", file, ErrNotFound)
+	}
+	if err != nil {
+		return nil, permanent(err)
+	}
+	return ParseResource(data, file)
+}
+
+// ParseResource decodes and validates one resource in the API's JSON;
+// origin names where it came from in errors.
+func ParseResource(data []byte, origin string) (*Resource, error) {
+	var res Resource
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, permanent(fmt.Errorf("%s: not a HyperFleet resource: %w", origin, err))
+	}
+	if err := res.Validate(); err != nil {
+		return nil, permanent(fmt.Errorf("%s: %w", origin, err))
+	}
+	return &res, nil
+}
+
+// classedError carries the retry class the pipeline reads through
+// events.IsPermanent (Permanent() bool in the error chain).
+type classedError struct {
+	err       error
+	permanent bool
+}
+
+func (e *classedError) Error() string   { return e.err.Error() }
+func (e *classedError) Unwrap() error   { return e.err }
+func (e *classedError) Permanent() bool { return e.permanent }
+
+func permanent(err error) error { return &classedError{err: err, permanent: true} }
+func transient(err error) error { return &classedError{err: err, permanent: false} }
