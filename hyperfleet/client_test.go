@@ -1,0 +1,167 @@
+package hyperfleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func readSample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "contracts", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newTestClient(t *testing.T, h http.Handler, token string) *Client {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	cfg := ClientConfig{BaseURL: srv.URL, MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, Timeout: 5 * time.Second}
+	if token != "" {
+		f := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(f, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg.TokenFile = f
+	}
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestGetResourceRetriesAndAuth(t *testing.T) {
+	body := readSample(t, "cluster-get-response.json")
+	var calls atomic.Int32
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			t.Errorf("authorization header %q", r.Header.Get("Authorization"))
+		}
+		if r.URL.Path != "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab" {
+			t.Errorf("path %s", r.URL.Path)
+		}
+		switch calls.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2:
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			_, _ = w.Write(body)
+		}
+	}), "s3cret")
+	res, err := c.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 3 || res.Name != "hp-cluster-abc12" || res.Generation != 1 || res.Spec["dns"] == nil {
+		t.Fatalf("calls=%d res=%+v", calls.Load(), res)
+	}
+}
+
+func TestGetResourceErrors(t *testing.T) {
+	var status atomic.Int32
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		_, _ = w.Write([]byte(`{"reason":"nope"}`))
+	}), "")
+	ctx := context.Background()
+
+	status.Store(http.StatusNotFound)
+	if _, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("404: %v", err)
+	}
+	status.Store(http.StatusForbidden)
+	_, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
+	if err == nil || !isPermanent(err) {
+		t.Fatalf("403 must be permanent: %v", err)
+	}
+	status.Store(http.StatusBadGateway)
+	_, err = c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
+	if err == nil || isPermanent(err) {
+		t.Fatalf("502 after retries must be transient: %v", err)
+	}
+}
+
+func TestPutStatus(t *testing.T) {
+	var got StatusReport
+	var status atomic.Int32
+	status.Store(http.StatusCreated)
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || r.URL.Path != "/api/hyperfleet/v1/clusters/c1/statuses" {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(int(status.Load()))
+	}), "")
+	rep := StatusReport{Adapter: "a", ObservedGeneration: 2, ObservedTime: time.Now().UTC(),
+		Conditions: []Condition{{Type: ConditionApplied, Status: True}}}
+	for _, s := range []int{http.StatusCreated, http.StatusNoContent} {
+		status.Store(int32(s))
+		code, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep)
+		if err != nil || code != s {
+			t.Fatalf("status %d: code=%d err=%v", s, code, err)
+		}
+	}
+	if got.ObservedGeneration != 2 || got.Adapter != "a" {
+		t.Fatalf("server saw %+v", got)
+	}
+	status.Store(http.StatusBadRequest)
+	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); err == nil || !isPermanent(err) {
+		t.Fatalf("400 must be a permanent error: %v", err)
+	}
+}
+
+func TestRelativePath(t *testing.T) {
+	good := map[string]string{
+		"/api/hyperfleet/v1/clusters/a":              "clusters/a",
+		"/api/hyperfleet/v1/clusters/a/nodepools/b/": "clusters/a/nodepools/b",
+		"https://api.hyperfleet.com/v1/clusters/a":   "clusters/a",
+	}
+	for in, want := range good {
+		if got, err := RelativePath(in); err != nil || got != want {
+			t.Errorf("%s: %q %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "/api/hyperfleet/v1/", "/api/hyperfleet/v1/clusters/../../etc", "https://host"} {
+		if _, err := RelativePath(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDirReader(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "clusters"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "clusters", "019466a0-8f8e-7abc-9def-0123456789ab.json"), readSample(t, "cluster-get-response.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := DirReader{Dir: dir}
+	res, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab")
+	if err != nil || res.Name != "hp-cluster-abc12" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if _, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func isPermanent(err error) bool {
+	var c interface{ Permanent() bool }
+	return errors.As(err, &c) && c.Permanent()
+}
