@@ -16,10 +16,7 @@ const StatusEventType = "com.redhat.hyperfleet.adapter.status"
 
 // StatusData is the data of a status CloudEvent: the resource reference plus
 // exactly the body of PUT .../statuses, so a bridge can forward it unchanged.
-type StatusData struct {
-	Resource hyperfleet.ObjectRef    `json:"resource"`
-	Report   hyperfleet.StatusReport `json:"report"`
-}
+type StatusData = hyperfleet.StatusEnvelope
 
 // NewStatusEvent builds the status CloudEvent for a report about resource.
 // traceParent (may be empty) is carried over from the input event so that

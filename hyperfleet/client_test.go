@@ -160,8 +160,3 @@ func TestDirReader(t *testing.T) {
 		t.Fatalf("missing: %v", err)
 	}
 }
-
-func isPermanent(err error) bool {
-	var c interface{ Permanent() bool }
-	return errors.As(err, &c) && c.Permanent()
-}
