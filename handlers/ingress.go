@@ -1,0 +1,51 @@
+package handlers
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+)
+
+// Where the ingress adapter's IngressController lives on the target.
+const (
+	IngressControllerName      = "default"
+	IngressControllerNamespace = "openshift-ingress-operator"
+)
+
+// ingressHandler builds the cluster's default IngressController
+// (operator.openshift.io/v1) serving apps.{cluster-name}.{spec.dns.baseDomain}
+// with Config.IngressReplicas replicas.
+type ingressHandler struct {
+	base
+	replicas int32
+}
+
+func (h *ingressHandler) Build(t Target) ([]*workv1.ManifestWork, error) {
+	return h.build(t, h.objects)
+}
+
+func (h *ingressHandler) objects(wc *workContext) ([]object, []string, error) {
+	c := wc.Cluster
+	baseDomain, ok, err := lookupString(c.Spec, "dns.baseDomain")
+	if err != nil {
+		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: cluster %s: %w", h.adapter, c.ID, err))
+	}
+	if !ok || baseDomain == "" {
+		return nil, nil, events.Permanentf("adapter %s: cluster %s has no spec.dns.baseDomain, which the ingress domain is built from", h.adapter, c.ID)
+	}
+	domain := "apps." + DNSLabel(c.Name) + "." + strings.TrimSuffix(strings.ToLower(baseDomain), ".")
+	if problems := validation.IsDNS1123Subdomain(domain); len(problems) > 0 {
+		return nil, nil, events.Permanentf("adapter %s: cluster %s: ingress domain %q from spec.dns.baseDomain is not a DNS name: %s", h.adapter, c.ID, domain, strings.Join(problems, "; "))
+	}
+	obj := object{
+		"apiVersion": "operator.openshift.io/v1",
+		"kind":       "IngressController",
+		"metadata":   map[string]any{"name": IngressControllerName, "namespace": IngressControllerNamespace},
+		"spec":       map[string]any{"domain": domain, "replicas": h.replicas},
+	}
+	return []object{obj}, nil, nil
+}
