@@ -1,0 +1,148 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is every setting of the adapter. Each comes from the environment
+// (the name in the envconfig tag); the commands' flags override it. The
+// README lists them all; keep the two in step.
+type Config struct {
+	// What this deployment is.
+	AdapterType string `envconfig:"ADAPTER_TYPE" desc:"adapter type: namespace, nodepool, pullsecret, idp, ingress or template"`
+	AdapterName string `envconfig:"ADAPTER_NAME" desc:"adapter name in work names and status reports (default: the type)"`
+
+	// Delivery.
+	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default)"`
+	EmbeddedAgentDelay time.Duration `envconfig:"EMBEDDED_AGENT_DELAY" default:"0s" desc:"embedded backend: how long the simulated agent waits before reporting status"`
+	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>)"`
+
+	// The resources.
+	APIURL         string        `envconfig:"HYPERFLEET_API_URL" desc:"HyperFleet API base URL; resources are read with GET href"`
+	APITokenFile   string        `envconfig:"HYPERFLEET_API_TOKEN_FILE" desc:"file holding the API bearer token (re-read on every call)"`
+	APITimeout     time.Duration `envconfig:"HYPERFLEET_API_TIMEOUT" default:"10s" desc:"timeout of one API request"`
+	APIMaxAttempts int           `envconfig:"HYPERFLEET_API_MAX_ATTEMPTS" default:"5" desc:"tries of one API call on 5xx/408/429/network errors"`
+	APIDir         string        `envconfig:"API_DIR" desc:"read resources from DIR/<href without /api/hyperfleet/v1/>.json instead of the API"`
+
+	// What is built.
+	Consumer        string   `envconfig:"CONSUMER_RULE" default:"name" desc:"Maestro consumer of a cluster: name, fixed:<value>, label:<key> or spec:<dot.path>"`
+	Naming          string   `envconfig:"NAMING" desc:"work naming pattern: per-adapter (A) or per-resource (B); default by type"`
+	Namespace       string   `envconfig:"LANDING_ZONE_NAMESPACE" default:"{cluster-id}" desc:"landing-zone namespace on the target; {cluster-id} and {cluster-name} placeholders"`
+	TemplateDir     string   `envconfig:"TEMPLATE_DIR" desc:"template type: directory of Go templates rendered into manifests"`
+	TemplateKinds   []string `envconfig:"TEMPLATE_KINDS" desc:"template type: resource kinds handled (comma-separated, default Cluster)"`
+	PullSecretFile  string   `envconfig:"PULL_SECRET_FILE" desc:"pullsecret type: dockerconfigjson used when a cluster spec has no pullSecret"`
+	IngressReplicas int32    `envconfig:"INGRESS_REPLICAS" default:"0" desc:"ingress type: IngressController replicas (0: default 2)"`
+	TemplateValues  string   `envconfig:"TEMPLATE_VALUES_FILE" desc:"template type: YAML or JSON file of free-form values templates read as .Values"`
+	EventKinds      []string `envconfig:"EVENT_KINDS" desc:"extra resource kinds accepted in events besides Cluster and NodePool"`
+
+	// How events are handled.
+	Concurrency    int           `envconfig:"CONCURRENCY" default:"4" desc:"events handled at once (one at a time per resource)"`
+	MaxAttempts    int           `envconfig:"MAX_ATTEMPTS" default:"5" desc:"tries of one event before it is dead-lettered"`
+	RetryBaseDelay time.Duration `envconfig:"RETRY_BASE_DELAY" default:"500ms" desc:"first backoff between tries; doubles up to RETRY_MAX_DELAY"`
+	RetryMaxDelay  time.Duration `envconfig:"RETRY_MAX_DELAY" default:"30s" desc:"longest backoff between tries"`
+	StatusTimeout  time.Duration `envconfig:"STATUS_TIMEOUT" default:"30s" desc:"how long to wait for the agent's status before reporting what is known"`
+	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" default:"25s" desc:"on SIGTERM, how long in-flight events may finish"`
+
+	// Where events come from (adapter run) and where status goes.
+	Source     string   `envconfig:"SOURCE" default:"file" desc:"adapter run: event source: file"`
+	SourcePath []string `envconfig:"SOURCE_PATH" desc:"file source: recordings to read (comma-separated)"`
+	StatusOut  string   `envconfig:"STATUS_OUT" default:"-" desc:"file status events are appended to as JSON lines; - for stdout"`
+
+	// Operations (adapter run).
+	HealthAddr  string `envconfig:"HEALTH_ADDR" default:":8080" desc:"address of /healthz and /readyz; empty disables"`
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address of /metrics (Prometheus); empty disables"`
+
+	// Logs.
+	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"text (colour, for people) or json (for machines)"`
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+}
+
+// loadConfig reads the environment.
+func loadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// bindFlags registers the flags people expect, defaulting to what the
+// environment said, so a flag wins over its variable.
+func (c *Config) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.AdapterType, "adapter", c.AdapterType, "adapter type (env ADAPTER_TYPE)")
+	fs.StringVar(&c.AdapterName, "adapter-name", c.AdapterName, "adapter name (env ADAPTER_NAME, default the type)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default (env DELIVERY)")
+	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
+	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
+	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT)")
+	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "template directory, for --adapter template (env TEMPLATE_DIR)")
+	fs.StringVar(&c.Consumer, "consumer", c.Consumer, "consumer rule: name, fixed:<v>, label:<key>, spec:<path> (env CONSUMER_RULE)")
+	fs.StringVar(&c.Naming, "naming", c.Naming, "naming pattern: per-adapter or per-resource (env NAMING)")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "events handled at once (env CONCURRENCY)")
+	fs.DurationVar(&c.StatusTimeout, "status-timeout", c.StatusTimeout, "wait for agent status (env STATUS_TIMEOUT)")
+	fs.DurationVar(&c.EmbeddedAgentDelay, "agent-delay", c.EmbeddedAgentDelay, "embedded agent's delay before reporting (env EMBEDDED_AGENT_DELAY)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (env LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn, error (env LOG_LEVEL)")
+}
+
+// Validate checks what the packages do not check themselves.
+func (c *Config) Validate() error {
+	if c.AdapterType == "" {
+		return fmt.Errorf("ADAPTER_TYPE (--adapter): not set")
+	}
+	if c.AdapterName == "" {
+		c.AdapterName = c.AdapterType
+	}
+	switch c.Delivery {
+	case "embedded":
+	default:
+		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded", c.Delivery)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("LOG_FORMAT (--log-format): %q, want text or json", c.LogFormat)
+	}
+	if c.APIURL != "" && c.APIDir != "" {
+		return fmt.Errorf("HYPERFLEET_API_URL and API_DIR are both set; choose one")
+	}
+	if c.SourceID == "" {
+		c.SourceID = "hyperfleet-adapter-" + c.AdapterName
+	}
+	return nil
+}
+
+// Redacted renders the effective configuration, one KEY=value line per
+// setting in declaration order. Settings hold file paths, never secrets
+// themselves, but URLs may carry a password: it is masked.
+func (c Config) Redacted() string {
+	var b strings.Builder
+	v := reflect.ValueOf(c)
+	for i := 0; i < v.NumField(); i++ {
+		key := v.Type().Field(i).Tag.Get("envconfig")
+		val := fmt.Sprint(v.Field(i).Interface())
+		if f, ok := v.Field(i).Interface().([]string); ok {
+			val = strings.Join(f, ",")
+		}
+		fmt.Fprintf(&b, "%s=%s\n", key, maskURLPassword(val))
+	}
+	return b.String()
+}
+
+func maskURLPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
+)
+
+// runCmd consumes the configured source until it is exhausted or SIGTERM
+// arrives; then intake stops, in-flight events get DRAIN_TIMEOUT to finish,
+// the rest go back to the source, and the process exits 0.
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter:", err)
+		return exitUsage
+	}
+	fs := newFlagSet("run", stderr)
+	cfg.bindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var src events.Source
+	switch cfg.Source {
+	case "file":
+		if len(cfg.SourcePath) == 0 {
+			fmt.Fprintln(stderr, "adapter run: SOURCE_PATH: not set (the file source needs recordings to read)")
+			return exitUsage
+		}
+		msgs, err := recording.Load(cfg.SourcePath...)
+		if err != nil {
+			fmt.Fprintln(stderr, "adapter run:", err)
+			return exitUsage
+		}
+		src = recording.NewSource(msgs)
+	default:
+		fmt.Fprintf(stderr, "adapter run: SOURCE: %q is not an event source, want file\n", cfg.Source)
+		return exitUsage
+	}
+	defer src.Close()
+
+	out, closeOut, err := openStatusOut(cfg.StatusOut, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	defer closeOut()
+	reg := newRegistry()
+	ready := newReadiness()
+	a, err := wire(ctx, cfg, pipelineConfig(cfg), events.NewJSONLSink(out), pipeline.NewMetrics(reg, cfg.AdapterType), log)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	defer a.Close()
+	stopOps, err := startOps(cfg.HealthAddr, cfg.MetricsAddr, reg, ready, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	defer stopOps()
+	// From the moment shutdown starts, /readyz answers 503 so that no new
+	// traffic is routed here while in-flight events drain.
+	go func() { <-ctx.Done(); ready.shutdown.Store(true) }()
+
+	log.Info("adapter running", "adapter_type", cfg.AdapterType, "adapter_name", cfg.AdapterName, "delivery", cfg.Delivery, "source", cfg.Source, "version", version)
+	if err := a.pipeline.Run(ctx, src); err != nil {
+		log.Error("adapter stopped", "err", err)
+		return exitFailed
+	}
+	log.Info("adapter stopped", "summary", a.pipeline.Stats().String())
+	return exitOK
+}

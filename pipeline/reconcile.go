@@ -1,0 +1,256 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+)
+
+// state is what reconcile learned before it stopped, so that a failure
+// report can say as much as is known.
+type state struct {
+	target   handlers.Target
+	works    []*workv1.ManifestWork
+	observed []handlers.Observed
+}
+
+// reconcile acts on the resource as the API returns it now, not on the
+// event's story: the event only says which resource to look at. Running it
+// twice for the same state changes nothing (Apply is idempotent).
+func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.Message) (Outcome, *state, error) {
+	log := loggerFrom(ctx, p.log)
+	st := &state{}
+
+	phase := p.phaseTimer()
+	res, err := p.resource(ctx, ev.Href, msg.Snapshot)
+	if errors.Is(err, hyperfleet.ErrNotFound) {
+		log.InfoContext(ctx, "resource no longer exists; nothing to reconcile")
+		return Gone, st, nil
+	}
+	if err != nil {
+		return "", st, fmt.Errorf("read resource: %w", err)
+	}
+	if res.ID != ev.ResourceID || !kindEqual(res.Kind, ev.Kind) {
+		return "", st, events.Permanentf("resource at %s is %s %s, but the event names %s %s", ev.Href, res.Kind, res.ID, ev.Kind, ev.ResourceID)
+	}
+	st.target.Resource = res
+	if !p.handler.Handles(res.Kind) {
+		log.DebugContext(ctx, "adapter type does not handle this kind; acknowledging", "adapter_type", p.handler.Type())
+		return Skipped, st, nil
+	}
+	if res.Generation < ev.Generation {
+		// Sentinel read a newer generation than we just did: a lagging API
+		// replica. Acting on what we read is still right; the next event
+		// brings the newer state.
+		log.WarnContext(ctx, "API returned an older generation than the event names", "api_generation", res.Generation)
+	}
+
+	cluster, err := p.cluster(ctx, ev, res, msg)
+	if err != nil {
+		return "", st, err
+	}
+	st.target.Cluster = cluster
+	phase(PhaseReadResource)
+
+	works, err := p.handler.Build(st.target)
+	if err != nil {
+		return "", st, fmt.Errorf("build manifests: %w", err)
+	}
+	st.works = works
+	deleting := res.Deleting()
+	phase(PhaseBuild)
+
+	if deleting {
+		err = p.deleteAll(ctx, st)
+	} else {
+		err = p.applyAll(ctx, st)
+	}
+	if errors.Is(err, maestro.ErrStaleGeneration) {
+		log.InfoContext(ctx, "a newer generation is already delivered; nothing to do")
+		return Superseded, st, nil
+	}
+	if err != nil {
+		return "", st, err
+	}
+	phase("") // deliver and await_status were observed by applyAll/deleteAll
+
+	report := handlers.Report(p.cfg.AdapterName, st.target, deleting, st.observed, p.now())
+	if err := p.publish(ctx, ev, res, report); err != nil {
+		return "", st, err
+	}
+	phase(PhaseReport)
+	return Reconciled, st, nil
+}
+
+// phaseTimer returns a function that reports the time since the previous
+// call (or since phaseTimer) as the named phase; an empty name only
+// restarts the clock.
+func (p *Pipeline) phaseTimer() func(name string) {
+	last := time.Now()
+	return func(name string) {
+		now := time.Now()
+		if name != "" {
+			p.observer.Phase(name, now.Sub(last))
+		}
+		last = now
+	}
+}
+
+func (p *Pipeline) resource(ctx context.Context, href string, snapshot []byte) (*hyperfleet.Resource, error) {
+	if len(snapshot) > 0 {
+		return hyperfleet.ParseResource(snapshot, "recorded snapshot of "+href)
+	}
+	return p.resources.GetResource(ctx, href)
+}
+
+// cluster returns the cluster the works go to: the resource itself, or the
+// owner of a node pool.
+func (p *Pipeline) cluster(ctx context.Context, ev events.Event, res *hyperfleet.Resource, msg *events.Message) (*hyperfleet.Resource, error) {
+	if kindEqual(res.Kind, hyperfleet.KindCluster) {
+		return res, nil
+	}
+	owner := res.OwnerReferences
+	if owner == nil || owner.Href == "" {
+		owner = ev.Owner
+	}
+	if owner == nil || owner.Href == "" {
+		return nil, events.Permanentf("%s %s names no owning cluster href", res.Kind, res.ID)
+	}
+	cluster, err := p.resource(ctx, owner.Href, msg.OwnerSnapshot)
+	if errors.Is(err, hyperfleet.ErrNotFound) {
+		// The works are named after the cluster and live on it; with the
+		// cluster gone there is nothing to address them by. Retrying cannot
+		// help.
+		return nil, events.Permanentf("owning cluster %s of %s %s not found", owner.Href, res.Kind, res.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read owning cluster: %w", err)
+	}
+	return cluster, nil
+}
+
+// applyAll applies every desired work, then waits (bounded by
+// StatusTimeout) until the agent has reported on each at its generation.
+func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
+	start := time.Now()
+	st.observed = make([]handlers.Observed, len(st.works))
+	stored := make([]*workv1.ManifestWork, len(st.works))
+	for i, w := range st.works {
+		st.observed[i] = handlers.Observed{Name: w.Name, Consumer: w.Namespace}
+		got, err := p.delivery.Apply(ctx, w)
+		if err != nil {
+			if !errors.Is(err, maestro.ErrStaleGeneration) {
+				st.observed[i].Err = err
+			}
+			return fmt.Errorf("apply ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
+		}
+		stored[i] = got
+		st.observed[i].Work = got
+	}
+	p.observer.Phase(PhaseDeliver, time.Since(start))
+	p.awaitAll(ctx, st, func(i int, w *workv1.ManifestWork) bool {
+		return w != nil && w.Generation >= stored[i].Generation && statusSettled(w)
+	})
+	return nil
+}
+
+// deleteAll deletes every work the adapter owns for the resource, then
+// waits (bounded) until the agent confirms they are gone.
+func (p *Pipeline) deleteAll(ctx context.Context, st *state) error {
+	start := time.Now()
+	st.observed = make([]handlers.Observed, len(st.works))
+	for i, w := range st.works {
+		st.observed[i] = handlers.Observed{Name: w.Name, Consumer: w.Namespace, Work: w}
+		if err := p.delivery.Delete(ctx, w.Namespace, w.Name); err != nil {
+			st.observed[i].Err = err
+			return fmt.Errorf("delete ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
+		}
+	}
+	p.observer.Phase(PhaseDeliver, time.Since(start))
+	p.awaitAll(ctx, st, func(_ int, w *workv1.ManifestWork) bool { return w == nil })
+	return nil
+}
+
+// awaitAll waits for every work in parallel, sharing one deadline; a work
+// that does not get there in time is reported as last seen.
+func (p *Pipeline) awaitAll(ctx context.Context, st *state, done func(i int, w *workv1.ManifestWork) bool) {
+	start := time.Now()
+	defer func() { p.observer.Phase(PhaseAwaitStatus, time.Since(start)) }()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StatusTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range st.observed {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := &st.observed[i]
+			w, err := p.tracker.Await(ctx, o.Consumer, o.Name, func(w *workv1.ManifestWork) bool { return done(i, w) })
+			if err != nil {
+				loggerFrom(ctx, p.log).DebugContext(ctx, "status not settled in time; reporting what is known", "work", o.Name, "err", err)
+			}
+			o.Work = w
+		}()
+	}
+	wg.Wait()
+}
+
+// statusSettled reports whether the agent has said its word about the
+// work's current generation: Applied and Available both observed at it, or
+// the work is degraded.
+func statusSettled(w *workv1.ManifestWork) bool {
+	var applied, available bool
+	for _, c := range w.Status.Conditions {
+		switch c.Type {
+		case workv1.WorkApplied:
+			applied = c.ObservedGeneration >= w.Generation
+		case workv1.WorkAvailable:
+			available = c.ObservedGeneration >= w.Generation
+		case workv1.WorkDegraded:
+			if c.Status == "True" && c.ObservedGeneration >= w.Generation {
+				return true
+			}
+		}
+	}
+	return applied && available
+}
+
+func (p *Pipeline) publish(ctx context.Context, ev events.Event, res *hyperfleet.Resource, report hyperfleet.StatusReport) error {
+	ce, err := events.NewStatusEvent(p.cfg.AdapterName, res.Ref(), report, ev.TraceParent)
+	if err != nil {
+		return events.Permanent(err)
+	}
+	if err := p.sink.Publish(ctx, ce); err != nil {
+		return fmt.Errorf("publish status: %w", err)
+	}
+	p.observer.StatusPublished()
+	return nil
+}
+
+// reportFailure publishes a Health=False report naming the cause, as far as
+// the resource is known, before the event is dead-lettered. It is best
+// effort: the dead-letter entry carries the reason too.
+func (p *Pipeline) reportFailure(ctx context.Context, ev events.Event, st *state, cause error) {
+	if st == nil || st.target.Resource == nil {
+		return
+	}
+	t := st.target
+	if t.Cluster == nil {
+		t.Cluster = t.Resource
+	}
+	report := handlers.FailureReport(p.cfg.AdapterName, t, st.observed, cause, p.now())
+	if err := p.publish(ctx, ev, t.Resource, report); err != nil {
+		loggerFrom(ctx, p.log).WarnContext(ctx, "could not publish failure report", "err", err)
+	}
+}
+
+func kindEqual(a, b string) bool { return strings.EqualFold(a, b) }
