@@ -328,3 +328,26 @@ func truncate(s string, n int) string {
 func (e Event) String() string {
 	return fmt.Sprintf("%s %s gen=%d id=%s", e.Kind, e.ResourceID, e.Generation, e.ID)
 }
+
+// PeekID returns the CloudEvent id of a message that may not decode, for
+// naming it in errors and dead-letter reasons: the ce-id attribute, or the
+// top-level "id" of a JSON body. It returns "" when there is none.
+func PeekID(m *Message) string {
+	if attrs, ok := binaryAttributes(m.Attributes); ok {
+		return attrs["id"]
+	}
+	if len(m.Body) > DefaultMaxBodyBytes {
+		return ""
+	}
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(m.Body, &probe) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(probe.ID, &id) != nil || !utf8.ValidString(id) {
+		return ""
+	}
+	return truncate(id, 100)
+}

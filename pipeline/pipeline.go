@@ -396,8 +396,10 @@ func (p *Pipeline) settle(j *job, r result) {
 	switch r.outcome {
 	case Failed:
 		reason := r.err.Error()
-		if j.ev.ID != "" {
-			reason = fmt.Sprintf("event %s: %s", j.ev.ID, reason)
+		if id := j.ev.ID; id != "" {
+			reason = fmt.Sprintf("event %s: %s", id, reason)
+		} else if id := events.PeekID(j.msg); id != "" {
+			reason = fmt.Sprintf("event %s: %s", id, reason)
 		}
 		log.Error("event failed, dead-lettering", "attempts", r.attempts, "err", r.err)
 		err = j.msg.Settler.DeadLetter(ctx, reason, r.attempts)

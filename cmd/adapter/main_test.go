@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReplayCommandPrintsOneStatusEventPerRecordedEvent(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := runMain([]string{"replay", "--adapter", "nodepool", filepath.Join("..", "..", "testdata", "recordings", "nodepool.jsonl")}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("%d status events: %s", len(lines), stdout.String())
+	}
+	for _, l := range lines {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["type"] != "com.redhat.hyperfleet.adapter.status" {
+			t.Fatalf("not a status event: %s", l)
+		}
+	}
+	if !strings.Contains(stderr.String(), "replay: 6 events, reconciled 6") {
+		t.Fatalf("summary missing: %s", stderr.String())
+	}
+}
+
+func TestReplayCommandFailuresExitOneAndNameTheEvent(t *testing.T) {
+	dir := t.TempDir()
+	good, _ := os.ReadFile(filepath.Join("..", "..", "testdata", "contracts", "sentinel-event-cluster.json"))
+	bad, _ := os.ReadFile(filepath.Join("..", "..", "events", "testdata", "malformed", "generation-zero.json"))
+	if err := os.WriteFile(filepath.Join(dir, "a-good.json"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b-bad.json"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "status.jsonl")
+	var stdout, stderr bytes.Buffer
+	code := runMain([]string{"replay", "--adapter", "namespace", "--api-dir", filepath.Join("..", "..", "testdata", "api"), "--status-out", out, dir}, &stdout, &stderr)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "FAILED "+filepath.Join(dir, "b-bad.json")+": event 0198d2a4-5c1e-7f3a-8b2d-4e6f8a0c2e41: decode: field data.generation: 0 is not a valid generation") {
+		t.Fatalf("failure line missing: %s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "failed 1") || !strings.Contains(stderr.String(), "reconciled 1") {
+		t.Fatalf("summary: %s", stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil || strings.Count(string(data), "\n") != 1 {
+		t.Fatalf("status out: %q %v", data, err)
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	cases := [][]string{
+		{"replay"},
+		{"replay", "--adapter", "nope", "x.json"},
+		{"replay", "--adapter", "namespace", "--delivery", "carrier-pigeon", "x.json"},
+		{"replay", "--adapter", "namespace", "--consumer", "sometimes:x", "../../testdata/recordings"},
+		{"bogus"},
+	}
+	for _, args := range cases {
+		var stdout, stderr bytes.Buffer
+		if code := runMain(args, &stdout, &stderr); code != exitUsage || stderr.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
+	}
+}
+
+func TestConfigCommandMasksPasswords(t *testing.T) {
+	t.Setenv("ADAPTER_TYPE", "namespace")
+	t.Setenv("HYPERFLEET_API_URL", "https://user:hunter2@api.example.com")
+	var stdout, stderr bytes.Buffer
+	if code := runMain([]string{"config"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "hunter2") || !strings.Contains(stdout.String(), "ADAPTER_TYPE=namespace") || !strings.Contains(stdout.String(), "CONCURRENCY=4") {
+		t.Fatalf("config output: %s", stdout.String())
+	}
+}
