@@ -249,7 +249,9 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 			Name:        wc.WorkName,
 			Namespace:   wc.Consumer,
 			Labels:      maps.Clone(wc.labels),
-			Annotations: map[string]string{maestro.AnnotationGeneration: gen},
+			// The href lets a status change seen on Maestro's watch be traced
+			// back to the resource to report on (labels cannot hold slashes).
+			Annotations: map[string]string{maestro.AnnotationGeneration: gen, maestro.AnnotationResourceHref: wc.Resource.Href},
 		},
 		Spec: workv1.ManifestWorkSpec{
 			Workload: workv1.ManifestsTemplate{Manifests: manifests},

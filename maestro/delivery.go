@@ -19,10 +19,13 @@ const (
 	// work was built from. Apply never replaces a work carrying a newer one:
 	// duplicates and out-of-order deliveries cannot move a work backwards.
 	AnnotationGeneration = "hyperfleet.io/generation"
-	LabelAdapter         = "hyperfleet.io/adapter"
-	LabelResourceKind    = "hyperfleet.io/resource-kind"
-	LabelResourceID      = "hyperfleet.io/resource-id"
-	LabelClusterID       = "hyperfleet.io/cluster-id"
+	// AnnotationResourceHref (works only) is the href of the resource the
+	// work was built for.
+	AnnotationResourceHref = "hyperfleet.io/resource-href"
+	LabelAdapter           = "hyperfleet.io/adapter"
+	LabelResourceKind      = "hyperfleet.io/resource-kind"
+	LabelResourceID        = "hyperfleet.io/resource-id"
+	LabelClusterID         = "hyperfleet.io/cluster-id"
 )
 
 // Delivery puts ManifestWorks on consumers (work.Namespace is the consumer

@@ -99,6 +99,12 @@ type Pipeline struct {
 	now       func() time.Time
 
 	stats Stats
+
+	// keys holds the resources with an event queued or running (by
+	// events.Event.Key), so that events for one resource run one at a time
+	// and the status watcher leaves them to the handler.
+	mu   sync.Mutex
+	keys map[string]*keyState
 }
 
 // Deps are the pipeline's collaborators, one per seam.
@@ -134,6 +140,7 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 		delivery: d.Delivery, tracker: d.Tracker, sink: d.Sink, log: d.Logger,
 		observer: d.Observer, now: time.Now,
 		stats: Stats{counts: map[Outcome]int{}},
+		keys:  map[string]*keyState{},
 	}, nil
 }
 
@@ -234,8 +241,6 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 	defer cancelHandling()
 
 	var (
-		mu       sync.Mutex
-		keys     = map[string]*keyState{}
 		workers  sync.WaitGroup
 		slots    = make(chan struct{}, p.cfg.Concurrency)
 		held     = make(chan struct{}, 2*p.cfg.Concurrency)
@@ -258,10 +263,10 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 			for range 1 + len(j.riders) {
 				<-held
 			}
-			mu.Lock()
-			st := keys[key]
+			p.mu.Lock()
+			st := p.keys[key]
 			if len(st.pending) == 0 {
-				delete(keys, key)
+				delete(p.keys, key)
 				j = nil
 			} else if p.cfg.Coalesce {
 				j = coalesce(st.pending)
@@ -270,7 +275,7 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 				j = st.pending[0]
 				st.pending = st.pending[1:]
 			}
-			mu.Unlock()
+			p.mu.Unlock()
 		}
 	}
 
@@ -302,14 +307,14 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 			continue
 		}
 		j := &job{ev: ev, msg: msg}
-		mu.Lock()
-		if st, running := keys[ev.Key()]; running {
+		p.mu.Lock()
+		if st, running := p.keys[ev.Key()]; running {
 			st.pending = append(st.pending, j)
-			mu.Unlock()
+			p.mu.Unlock()
 			continue
 		}
-		keys[ev.Key()] = &keyState{}
-		mu.Unlock()
+		p.keys[ev.Key()] = &keyState{}
+		p.mu.Unlock()
 		workers.Add(1)
 		go runWorker(ev.Key(), j)
 	}

@@ -81,6 +81,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	// traffic is routed here while in-flight events drain.
 	go func() { <-ctx.Done(); ready.shutdown.Store(true) }()
 
+	// Status changes Maestro reports between events become status events at
+	// once (run mode only: a replay reports per recorded event).
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() { _ = a.pipeline.WatchStatus(watchCtx) }()
+
 	log.Info("adapter running", "adapter_type", cfg.AdapterType, "adapter_name", cfg.AdapterName, "delivery", cfg.Delivery, "source", cfg.Source, "version", version)
 	if err := a.pipeline.Run(ctx, src); err != nil {
 		log.Error("adapter stopped", "err", err)
