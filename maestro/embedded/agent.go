@@ -1,0 +1,404 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/jsonpath"
+	"k8s.io/client-go/util/workqueue"
+	workv1 "open-cluster-management.io/api/work/v1"
+)
+
+// AgentOptions configures an Agent.
+type AgentOptions struct {
+	// Delay is how long the agent takes to apply a change (or confirm a
+	// deletion) before reporting it. Zero reports at once.
+	Delay time.Duration
+	// Fail, when set, is asked about every work the agent applies; an error
+	// makes the work Applied=False and Degraded=True with its message, as a
+	// refused manifest would on a real cluster. Tests use it to inject
+	// failures.
+	Fail func(*workv1.ManifestWork) error
+	// Workers is how many works are applied at once. Default 4.
+	Workers int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports the first option that cannot work.
+func (o AgentOptions) Validate() error {
+	switch {
+	case o.Delay < 0:
+		return fmt.Errorf("embedded agent options: Delay must not be negative, got %s", o.Delay)
+	case o.Workers < 0:
+		return fmt.Errorf("embedded agent options: Workers must not be negative, got %d", o.Workers)
+	}
+	return nil
+}
+
+// Agent stands in for the Maestro agent on every consumer's cluster. It
+// receives each spec change of the Store's works and, after Delay, reports
+// the work applied and available at that generation, with a status per
+// manifest and status feedback for the manifests whose manifestConfigs ask
+// for it; for a work being deleted it reports Deleted, which removes it.
+//
+// Nothing is applied anywhere: feedback values come from the manifest's own
+// status when it has one, otherwise from a plausible status for its kind
+// (a Deployment with all replicas ready, a Job complete, a Namespace
+// active, a Ready condition for anything else with a status).
+//
+// It is part of the product's local default, not only of tests.
+type Agent struct {
+	store *Store
+	opts  AgentOptions
+	log   *slog.Logger
+	queue workqueue.TypedDelayingInterface[workKey]
+
+	runOnce sync.Once
+}
+
+// NewAgent returns an agent for s. It queues changes from now on and
+// applies them once Run runs.
+func NewAgent(s *Store, opts AgentOptions) (*Agent, error) {
+	if s == nil {
+		return nil, errors.New("embedded agent: nil store")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	a := &Agent{
+		store: s,
+		opts:  opts,
+		log:   opts.Logger,
+		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[workKey]{
+			Name: "embedded-agent-" + s.SourceID(),
+		}),
+	}
+	s.onChange(func(k workKey) { a.queue.AddAfter(k, a.opts.Delay) })
+	return a, nil
+}
+
+// Run applies works until ctx ends. Starting, it looks at every work the
+// store holds, as an agent does when it connects. Run works once per
+// Agent; it returns nil.
+func (a *Agent) Run(ctx context.Context) error {
+	ran := false
+	a.runOnce.Do(func() {
+		ran = true
+		for _, k := range a.store.keys() {
+			a.queue.AddAfter(k, a.opts.Delay)
+		}
+		var wg sync.WaitGroup
+		for range a.opts.Workers {
+			wg.Go(func() {
+				for {
+					k, shutdown := a.queue.Get()
+					if shutdown {
+						return
+					}
+					a.process(k)
+					a.queue.Done(k)
+				}
+			})
+		}
+		<-ctx.Done()
+		a.queue.ShutDown()
+		wg.Wait()
+	})
+	if !ran {
+		return errors.New("embedded agent: Run called twice")
+	}
+	return nil
+}
+
+func (a *Agent) process(k workKey) {
+	w, ok := a.store.snapshot(k)
+	if !ok {
+		return
+	}
+	if w.DeletionTimestamp != nil {
+		if a.store.confirmDeleted(k) {
+			a.log.Debug("embedded agent: work deleted", "consumer", k.namespace, "work", k.name)
+		}
+		return
+	}
+	var failure error
+	if a.opts.Fail != nil {
+		failure = a.opts.Fail(w)
+	}
+	status := statusFor(w, failure, metav1.Now())
+	if a.store.reportStatus(k, w.Generation, status) {
+		a.log.Debug("embedded agent: status reported", "consumer", k.namespace, "work", k.name,
+			"generation", w.Generation, "failed", failure != nil)
+	}
+}
+
+// Condition reasons, as the OCM work agent writes them.
+const (
+	reasonAppliedComplete = "AppliedManifestWorkComplete"
+	reasonAppliedFailed   = "AppliedManifestWorkFailed"
+	reasonAvailable       = "ResourcesAvailable"
+	reasonNotAvailable    = "ResourcesNotAvailable"
+	reasonDegraded        = "ApplyFailed"
+	reasonNotDegraded     = "NoFailures"
+	condFeedbackSynced    = "StatusFeedbackSynced"
+	maxJSONRawLength      = 1024
+)
+
+// statusFor is the status an agent reports for w at its generation.
+func statusFor(w *workv1.ManifestWork, failure error, now metav1.Time) workv1.ManifestWorkStatus {
+	gen := w.Generation
+	status := workv1.ManifestWorkStatus{Conditions: append([]metav1.Condition(nil), w.Status.Conditions...)}
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		apimeta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen, LastTransitionTime: now,
+		})
+	}
+	if failure == nil {
+		set(workv1.WorkApplied, metav1.ConditionTrue, reasonAppliedComplete, "Apply manifest work complete")
+		set(workv1.WorkAvailable, metav1.ConditionTrue, reasonAvailable, "All resources are available")
+		set(workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonCompleted, "All resources are applied")
+		set(workv1.WorkDegraded, metav1.ConditionFalse, reasonNotDegraded, "")
+	} else {
+		msg := failure.Error()
+		set(workv1.WorkApplied, metav1.ConditionFalse, reasonAppliedFailed, msg)
+		// Resources applied by an earlier generation are still there.
+		if !apimeta.IsStatusConditionTrue(w.Status.Conditions, workv1.WorkAvailable) {
+			set(workv1.WorkAvailable, metav1.ConditionFalse, reasonNotAvailable, "Resources are not available")
+		} else {
+			set(workv1.WorkAvailable, metav1.ConditionTrue, reasonAvailable, "All resources are available")
+		}
+		set(workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonFailed, msg)
+		set(workv1.WorkDegraded, metav1.ConditionTrue, reasonDegraded, msg)
+	}
+
+	prev := map[int32]workv1.ManifestCondition{}
+	for _, m := range w.Status.ResourceStatus.Manifests {
+		prev[m.ResourceMeta.Ordinal] = m
+	}
+	for i, m := range w.Spec.Workload.Manifests {
+		var obj unstructured.Unstructured
+		if err := obj.UnmarshalJSON(m.Raw); err != nil {
+			continue // Maestro validated it; nothing to report on garbage
+		}
+		mc := workv1.ManifestCondition{
+			ResourceMeta: resourceMeta(int32(i), &obj),
+			Conditions:   append([]metav1.Condition(nil), prev[int32(i)].Conditions...),
+		}
+		mset := func(t string, s metav1.ConditionStatus, reason, msg string) {
+			apimeta.SetStatusCondition(&mc.Conditions, metav1.Condition{
+				Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen, LastTransitionTime: now,
+			})
+		}
+		if failure == nil {
+			mset(workv1.ManifestApplied, metav1.ConditionTrue, "AppliedManifestComplete", "Apply manifest complete")
+			mset(workv1.ManifestAvailable, metav1.ConditionTrue, "ResourceAvailable", "Resource is available")
+			if rules := feedbackRules(w.Spec.ManifestConfigs, mc.ResourceMeta); len(rules) != 0 {
+				values, err := feedback(&obj, rules)
+				mc.StatusFeedbacks.Values = values
+				if err != nil {
+					mset(condFeedbackSynced, metav1.ConditionFalse, "StatusFeedbackSyncFailed", err.Error())
+				} else {
+					mset(condFeedbackSynced, metav1.ConditionTrue, condFeedbackSynced, "")
+				}
+			}
+		} else {
+			mset(workv1.ManifestApplied, metav1.ConditionFalse, "AppliedManifestFailed", failure.Error())
+			mc.StatusFeedbacks = prev[int32(i)].StatusFeedbacks
+		}
+		status.ResourceStatus.Manifests = append(status.ResourceStatus.Manifests, mc)
+	}
+	return status
+}
+
+func resourceMeta(ordinal int32, obj *unstructured.Unstructured) workv1.ManifestResourceMeta {
+	gvk := obj.GroupVersionKind()
+	plural, _ := apimeta.UnsafeGuessKindToResource(gvk)
+	return workv1.ManifestResourceMeta{
+		Ordinal:   ordinal,
+		Group:     gvk.Group,
+		Version:   gvk.Version,
+		Kind:      gvk.Kind,
+		Resource:  plural.Resource,
+		Name:      obj.GetName(),
+		Namespace: obj.GetNamespace(),
+	}
+}
+
+// feedbackRules returns the rules of the manifestConfigs naming the
+// resource.
+func feedbackRules(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) []workv1.FeedbackRule {
+	var out []workv1.FeedbackRule
+	for _, c := range configs {
+		id := c.ResourceIdentifier
+		if id.Group == m.Group && id.Resource == m.Resource && id.Name == m.Name && id.Namespace == m.Namespace {
+			out = append(out, c.FeedbackRules...)
+		}
+	}
+	return out
+}
+
+// wellKnown is the OCM agent's WellKnownStatus rule set.
+var wellKnown = map[schema.GroupVersionKind][]workv1.JsonPath{
+	{Group: "apps", Version: "v1", Kind: "Deployment"}: {
+		{Name: "ReadyReplicas", Path: ".status.readyReplicas"},
+		{Name: "Replicas", Path: ".status.replicas"},
+		{Name: "AvailableReplicas", Path: ".status.availableReplicas"},
+	},
+	{Group: "batch", Version: "v1", Kind: "Job"}: {
+		{Name: "JobComplete", Path: `.status.conditions[?(@.type=="Complete")].status`},
+		{Name: "JobSucceeded", Path: ".status.succeeded"},
+	},
+	{Group: "", Version: "v1", Kind: "Pod"}: {
+		{Name: "PodReady", Path: `.status.conditions[?(@.type=="Ready")].status`},
+		{Name: "PodPhase", Path: ".status.phase"},
+	},
+}
+
+// feedback evaluates the rules against the manifest as it would look live
+// on the cluster, the way the OCM agent reads status feedback.
+func feedback(manifest *unstructured.Unstructured, rules []workv1.FeedbackRule) ([]workv1.FeedbackValue, error) {
+	live := manifest.DeepCopy()
+	if st, ok := live.Object["status"].(map[string]any); !ok || len(st) == 0 {
+		if synth := simulatedStatus(live); synth != nil {
+			live.Object["status"] = synth
+		}
+	}
+	var values []workv1.FeedbackValue
+	var errs []string
+	for _, r := range rules {
+		paths := r.JsonPaths
+		if r.Type == workv1.WellKnownStatusType {
+			paths = wellKnown[live.GroupVersionKind()]
+			if len(paths) == 0 {
+				errs = append(errs, fmt.Sprintf("cannot find the wellknown statuses for resource with gvk %s", live.GroupVersionKind()))
+				continue
+			}
+		}
+		for _, p := range paths {
+			if p.Version != "" && p.Version != live.GroupVersionKind().Version {
+				errs = append(errs, fmt.Sprintf("version set in the path %s is not matched for the related resource", p.Name))
+				continue
+			}
+			v, err := valueAt(p.Name, p.Path, live.Object)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			if v != nil {
+				values = append(values, *v)
+			}
+		}
+	}
+	if len(errs) != 0 {
+		return values, errors.New(strings.Join(errs, "; "))
+	}
+	return values, nil
+}
+
+func valueAt(name, path string, obj map[string]any) (*workv1.FeedbackValue, error) {
+	j := jsonpath.New(name).AllowMissingKeys(true)
+	if err := j.Parse("{" + path + "}"); err != nil {
+		return nil, fmt.Errorf("failed to parse json path %s of %s with error: %v", path, name, err)
+	}
+	results, err := j.FindResults(obj)
+	if err != nil {
+		return nil, fmt.Errorf("failed to find value for %s with error: %v", name, err)
+	}
+	if len(results) == 0 || len(results[0]) == 0 {
+		return nil, nil
+	}
+	var value any
+	if len(results) == 1 && len(results[0]) == 1 {
+		value = results[0][0].Interface()
+	} else {
+		var list []any
+		for _, r := range results[0] {
+			list = append(list, r.Interface())
+		}
+		value = list
+	}
+	fv := workv1.FeedbackValue{Name: name}
+	switch t := value.(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		fv.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &t}
+	case string:
+		fv.Value = workv1.FieldValue{Type: workv1.String, String: &t}
+	case bool:
+		fv.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &t}
+	default:
+		raw, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse the resource to json string for name %s: %v", name, err)
+		}
+		if len(raw) > maxJSONRawLength {
+			return nil, fmt.Errorf("the length of returned json raw string for name %s is larger than the maximum length %d", name, maxJSONRawLength)
+		}
+		s := string(raw)
+		fv.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
+	}
+	return &fv, nil
+}
+
+// statusless kinds have no status on a real cluster.
+var statusless = map[string]bool{
+	"ConfigMap": true, "Secret": true, "ServiceAccount": true, "Role": true, "RoleBinding": true,
+	"ClusterRole": true, "ClusterRoleBinding": true, "LimitRange": true, "PriorityClass": true,
+	"StorageClass": true,
+}
+
+// simulatedStatus is a plausible settled status for obj's kind, or nil for
+// kinds without one.
+func simulatedStatus(obj *unstructured.Unstructured) map[string]any {
+	kind := obj.GetKind()
+	if statusless[kind] {
+		return nil
+	}
+	ready := func(t string) []any {
+		return []any{map[string]any{
+			"type": t, "status": "True", "reason": "Simulated",
+			"message": "reported by the embedded agent", "lastTransitionTime": "1970-01-01T00:00:00Z",
+		}}
+	}
+	switch kind {
+	case "Namespace":
+		return map[string]any{"phase": "Active"}
+	case "Deployment", "StatefulSet", "ReplicaSet":
+		replicas, found, _ := unstructured.NestedInt64(obj.Object, "spec", "replicas")
+		if !found {
+			replicas = 1
+		}
+		return map[string]any{
+			"observedGeneration": int64(1), "replicas": replicas, "readyReplicas": replicas,
+			"availableReplicas": replicas, "updatedReplicas": replicas, "conditions": ready("Available"),
+		}
+	case "DaemonSet":
+		return map[string]any{"desiredNumberScheduled": int64(1), "numberReady": int64(1), "numberAvailable": int64(1)}
+	case "Job":
+		return map[string]any{"succeeded": int64(1), "active": int64(0), "conditions": ready("Complete")}
+	case "Pod":
+		return map[string]any{"phase": "Running", "conditions": ready("Ready")}
+	case "PersistentVolumeClaim":
+		return map[string]any{"phase": "Bound"}
+	default:
+		return map[string]any{"conditions": ready("Ready")}
+	}
+}

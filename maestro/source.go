@@ -1,0 +1,833 @@
+package maestro
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+)
+
+// What the OCM source client and Maestro say, copied rather than imported
+// so this package does not depend on the SDK's cloudevents machinery.
+const (
+	// reasonPublishError is the StatusError reason the OCM source client
+	// (sdk-go clients/errors.NewPublishError) gives every failed publish:
+	// code 500, whatever the server's actual objection was. The server's
+	// reason only survives in the message.
+	reasonPublishError metav1.StatusReason = "PublishError"
+	// msgVersionConflict is what Maestro (services/resource.go Update)
+	// answers a patch carrying a generation that is no longer current.
+	msgVersionConflict = "the resource version is not the latest"
+	// msgUnderDeletion is Maestro's answer to a patch of a work it is
+	// deleting.
+	msgUnderDeletion = "the resource is under deletion"
+	// msgBundleUpdateInvalid prefixes Maestro's refusal of an update that
+	// fails ValidateManifestBundleUpdate: servers before mid-2026 refuse to
+	// add, remove, reorder or rename manifests in place.
+	msgBundleUpdateInvalid = "the new manifest bundle in the resource is invalid"
+	// annotationCloudEventsResourceVersion, when present on a work, overrides
+	// metadata.generation as the version a patch carries (sdk-go
+	// getWorkResourceVersion). A stale copy would make every patch conflict.
+	annotationCloudEventsResourceVersion = "cloudevents.open-cluster-management.io/resourceversion"
+	// foreignKeyMarker marks labels and annotations the OCM SDK and Maestro
+	// add on their own (log tracing, status sequence ids). Apply neither
+	// owns nor removes them.
+	foreignKeyMarker = "open-cluster-management.io/"
+)
+
+// openWatchTimeout bounds opening the watch, which lists every work.
+const openWatchTimeout = 30 * time.Second
+
+// SourceOptions tunes a SourceDelivery. Zero values take the defaults.
+type SourceOptions struct {
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// ConflictRetries bounds how many times one Apply re-reads the work and
+	// tries again after losing a race to another writer (Maestro refused
+	// the patch as carrying a stale version, or the work appeared or
+	// vanished between the read and the write). Default 5.
+	ConflictRetries int
+	// RetryInitial and RetryMax shape the exponential backoff between those
+	// attempts and between reads while waiting for a deleted work to go.
+	// Defaults 20ms and 1s.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// DeleteWait bounds how long Apply waits for a work being deleted to
+	// disappear before recreating it. Default 1m: the OCM agent confirms
+	// deletions on a 2s loop, after deleting the resources on the cluster.
+	DeleteWait time.Duration
+	// DeletePropagation is written to spec.deleteOption of works that carry
+	// none: Maestro ignores metav1.DeleteOptions, so the work itself must
+	// say whether deleting it deletes its resources. Foreground (default)
+	// or Orphan.
+	DeletePropagation workv1.DeletePropagationPolicyType
+}
+
+// Validate reports the first option that cannot work.
+func (o SourceOptions) Validate() error {
+	switch {
+	case o.ConflictRetries < 0:
+		return fmt.Errorf("maestro source options: ConflictRetries must not be negative, got %d", o.ConflictRetries)
+	case o.RetryInitial < 0:
+		return fmt.Errorf("maestro source options: RetryInitial must not be negative, got %s", o.RetryInitial)
+	case o.RetryMax < 0:
+		return fmt.Errorf("maestro source options: RetryMax must not be negative, got %s", o.RetryMax)
+	case o.RetryMax != 0 && o.RetryInitial > o.RetryMax:
+		return fmt.Errorf("maestro source options: RetryInitial %s exceeds RetryMax %s", o.RetryInitial, o.RetryMax)
+	case o.DeleteWait < 0:
+		return fmt.Errorf("maestro source options: DeleteWait must not be negative, got %s", o.DeleteWait)
+	}
+	switch o.DeletePropagation {
+	case "", workv1.DeletePropagationPolicyTypeForeground, workv1.DeletePropagationPolicyTypeOrphan:
+	default:
+		return fmt.Errorf("maestro source options: DeletePropagation must be %s or %s, got %q",
+			workv1.DeletePropagationPolicyTypeForeground, workv1.DeletePropagationPolicyTypeOrphan, o.DeletePropagation)
+	}
+	return nil
+}
+
+func (o SourceOptions) withDefaults() SourceOptions {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ConflictRetries == 0 {
+		o.ConflictRetries = 5
+	}
+	if o.RetryInitial == 0 {
+		o.RetryInitial = 20 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = time.Second
+	}
+	if o.RetryInitial > o.RetryMax {
+		o.RetryInitial = o.RetryMax
+	}
+	if o.DeleteWait == 0 {
+		o.DeleteWait = time.Minute
+	}
+	if o.DeletePropagation == "" {
+		o.DeletePropagation = workv1.DeletePropagationPolicyTypeForeground
+	}
+	return o
+}
+
+// SourceDelivery is the Delivery on top of an OCM ManifestWork client as a
+// Maestro source sees it: the real Maestro gRPC source client
+// (grpcsource.NewMaestroGRPCSourceWorkClient) or the embedded Store. The
+// apply logic lives here once; the backends only move bytes.
+//
+// Close it to stop its watch.
+type SourceDelivery struct {
+	client workv1client.WorkV1Interface
+	opts   SourceOptions
+	log    *slog.Logger
+
+	// callMu serializes ManifestWorks(namespace) with the call made on
+	// what it returns. Maestro's grpcsource client has a single
+	// ManifestWorkSourceClient whose namespace field ManifestWorks sets and
+	// every method then reads: two goroutines working on different
+	// consumers would otherwise write to, read from or delete each other's
+	// works. The lock covers one client call, not a whole Apply, so applies
+	// to different works interleave between calls.
+	callMu sync.Mutex
+
+	// The watch hub: one watch on the client, shared by every Watch caller.
+	// grpcsource hands all callers watching the same namespace the same
+	// watcher, whose events would be split between them, and stops it for
+	// everyone when one caller stops it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	hubMu    sync.Mutex
+	watching bool
+	subs     map[*hubSub]struct{}
+	pumpDone chan struct{}
+}
+
+var _ Delivery = (*SourceDelivery)(nil)
+
+// NewSourceDelivery returns a Delivery using client. It panics when opts
+// fail Validate: callers wiring options from configuration validate them at
+// start.
+func NewSourceDelivery(client workv1client.WorkV1Interface, opts SourceOptions) *SourceDelivery {
+	if client == nil {
+		panic("maestro.NewSourceDelivery: nil client")
+	}
+	if err := opts.Validate(); err != nil {
+		panic("maestro.NewSourceDelivery: " + err.Error())
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &SourceDelivery{
+		client:   client,
+		opts:     opts,
+		log:      opts.Logger,
+		ctx:      ctx,
+		cancel:   cancel,
+		subs:     map[*hubSub]struct{}{},
+		pumpDone: make(chan struct{}),
+	}
+}
+
+// works runs f on the client for namespace while holding callMu (see there).
+func (d *SourceDelivery) works(namespace string, f func(workv1client.ManifestWorkInterface) error) error {
+	d.callMu.Lock()
+	defer d.callMu.Unlock()
+	return f(d.client.ManifestWorks(namespace))
+}
+
+func (d *SourceDelivery) get(ctx context.Context, consumer, name string) (w *workv1.ManifestWork, err error) {
+	err = d.works(consumer, func(c workv1client.ManifestWorkInterface) error {
+		w, err = c.Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+	return w, err
+}
+
+// Get implements Delivery.
+func (d *SourceDelivery) Get(ctx context.Context, consumer, name string) (*workv1.ManifestWork, error) {
+	w, err := d.get(ctx, consumer, name)
+	if err != nil {
+		return nil, classify(fmt.Errorf("getting work %s/%s: %w", consumer, name, err))
+	}
+	return w, nil
+}
+
+// Delete implements Delivery. The work's spec.deleteOption, set at Apply,
+// decides whether its resources go with it.
+func (d *SourceDelivery) Delete(ctx context.Context, consumer, name string) error {
+	err := d.works(consumer, func(c workv1client.ManifestWorkInterface) error {
+		return c.Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return classify(fmt.Errorf("deleting work %s/%s: %w", consumer, name, err))
+	}
+	return nil
+}
+
+// Apply implements Delivery.
+//
+// A desired work without the AnnotationGeneration annotation is applied
+// without the generation guard (last writer wins); handlers always set it.
+//
+// The work is read, then created or merge-patched. The patch carries the
+// Maestro version (metadata.generation) that was read, so Maestro refuses
+// it if another writer got there first; Apply then reads again and decides
+// again, up to ConflictRetries times. When Maestro refuses to change the
+// manifest set in place (servers before mid-2026), the work is deleted,
+// Apply waits for the agent to confirm, and creates it anew.
+//
+// The returned work's generation is the Maestro version the write produced;
+// its status is what was last known, so judge it by ObservedGeneration.
+func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	desired, err := d.desired(work)
+	if err != nil {
+		return nil, err
+	}
+	ns, name := desired.Namespace, desired.Name
+	want, guarded, err := desiredGeneration(desired)
+	if err != nil {
+		return nil, err
+	}
+	log := d.log.With("consumer", ns, "work", name, "generation", want)
+
+	attempts := 0
+	recreated := false
+	// again counts one more lost race and waits before the next attempt.
+	again := func(why string, cause error) error {
+		attempts++
+		if attempts > d.opts.ConflictRetries {
+			return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
+				ns, name, why, attempts, cause))
+		}
+		log.Debug("applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
+		if err := sleep(ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
+			return fmt.Errorf("applying work %s/%s: %w", ns, name, err)
+		}
+		return nil
+	}
+
+	for {
+		stored, err := d.get(ctx, ns, name)
+		if apierrors.IsNotFound(err) {
+			created, err := d.create(ctx, desired)
+			switch {
+			case err == nil:
+				log.Debug("work created", "maestroGeneration", created.Generation)
+				return created, nil
+			case apierrors.IsAlreadyExists(err):
+				// Another applier created it after our read.
+				if err := again("created concurrently", err); err != nil {
+					return nil, err
+				}
+				continue
+			default:
+				return nil, classify(fmt.Errorf("creating work %s/%s: %w", ns, name, err))
+			}
+		}
+		if err != nil {
+			return nil, classify(fmt.Errorf("reading work %s/%s: %w", ns, name, err))
+		}
+
+		if have, ok := storedGeneration(stored); guarded && ok && have > want {
+			return stored, fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
+				ns, name, have, want, ErrStaleGeneration)
+		}
+
+		if stored.DeletionTimestamp != nil {
+			// Maestro refuses to patch a work it is deleting, and Create
+			// says AlreadyExists until the agent confirms: wait it out.
+			log.Info("work is being deleted; waiting to recreate it")
+			if err := d.waitGone(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			continue
+		}
+
+		if upToDate(stored, desired) {
+			log.Debug("work unchanged", "maestroGeneration", stored.Generation)
+			return stored, nil
+		}
+
+		patched, err := d.patch(ctx, stored, desired)
+		switch {
+		case err == nil:
+			log.Debug("work patched", "maestroGeneration", patched.Generation)
+			return patched, nil
+		case isVersionConflict(err):
+			if err := again("changed concurrently", err); err != nil {
+				return nil, err
+			}
+		case apierrors.IsNotFound(err) || isUnderDeletion(err):
+			// Deleted, or being deleted, since we read it.
+			if err := again("deleted concurrently", err); err != nil {
+				return nil, err
+			}
+		case isBundleUpdateRefused(err) && !recreated && manifestSetChanged(stored, desired):
+			log.Info("Maestro refuses to change the manifest set in place; deleting and recreating the work",
+				"error", err)
+			if err := d.Delete(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			if err := d.waitGone(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			recreated = true
+		default:
+			return nil, classify(fmt.Errorf("patching work %s/%s: %w", ns, name, err))
+		}
+	}
+}
+
+func (d *SourceDelivery) create(ctx context.Context, desired *workv1.ManifestWork) (created *workv1.ManifestWork, err error) {
+	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
+		created, err = c.Create(ctx, desired.DeepCopy(), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created.Generation == 0 {
+		// The OCM source client answers Create with the request as sent
+		// (version 0); Maestro stores it as version 1.
+		created.Generation = 1
+		created.ResourceVersion = "1"
+	}
+	return created, nil
+}
+
+func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.ManifestWork) (patched *workv1.ManifestWork, err error) {
+	data, err := mergePatch(stored, desired)
+	if err != nil {
+		return nil, events.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
+	}
+	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
+		patched, err = c.Patch(ctx, desired.Name, types.MergePatchType, data, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if stored.Generation != 0 && patched.Generation == stored.Generation {
+		// The OCM source client answers Patch with the version the patch
+		// carried; Maestro bumps its version on every accepted update (the
+		// stored payload includes the CloudEvent id, so no two are equal).
+		patched.Generation = stored.Generation + 1
+		patched.ResourceVersion = strconv.FormatInt(patched.Generation, 10)
+	}
+	return patched, nil
+}
+
+// waitGone polls until the work is gone, up to DeleteWait.
+func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.DeleteWait)
+	defer cancel()
+	for i := 1; ; i++ {
+		_, err := d.get(ctx, ns, name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return classify(fmt.Errorf("waiting for work %s/%s to be deleted: %w", ns, name, err))
+		}
+		if err := sleep(ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
+			return events.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
+				ns, name, d.opts.DeleteWait, err))
+		}
+	}
+}
+
+// desired validates work and returns the copy to send: server-owned fields
+// cleared, manifests encoded, deleteOption defaulted.
+func (d *SourceDelivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	if work == nil {
+		return nil, events.Permanentf("applying work: nil work")
+	}
+	if work.Name == "" {
+		return nil, events.Permanentf("applying work: metadata.name is empty")
+	}
+	if work.Namespace == "" {
+		return nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+	}
+	out := &workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        work.Name,
+			Namespace:   work.Namespace,
+			Labels:      work.Labels,
+			Annotations: work.Annotations,
+		},
+		Spec: *work.Spec.DeepCopy(),
+	}
+	out.Labels = copyMap(out.Labels)
+	out.Annotations = copyMap(out.Annotations)
+	if len(out.Spec.Workload.Manifests) == 0 {
+		return nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+	}
+	for i := range out.Spec.Workload.Manifests {
+		m := &out.Spec.Workload.Manifests[i]
+		if m.Raw == nil && m.Object != nil {
+			raw, err := json.Marshal(m.Object)
+			if err != nil {
+				return nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
+			}
+			m.Raw, m.Object = raw, nil
+		}
+		if err := checkManifest(m.Raw); err != nil {
+			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
+		}
+	}
+	if out.Spec.DeleteOption == nil {
+		out.Spec.DeleteOption = &workv1.DeleteOption{PropagationPolicy: d.opts.DeletePropagation}
+	}
+	return out, nil
+}
+
+func checkManifest(raw []byte) error {
+	if raw == nil {
+		return errors.New("empty")
+	}
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	switch {
+	case u.GetAPIVersion() == "":
+		return errors.New("apiVersion is empty")
+	case u.GetKind() == "":
+		return errors.New("kind is empty")
+	case u.GetName() == "":
+		return fmt.Errorf("%s has no metadata.name", u.GetKind())
+	case u.GetGenerateName() != "":
+		return fmt.Errorf("%s %s: metadata.generateName is not allowed in a ManifestWork", u.GetKind(), u.GetName())
+	}
+	return nil
+}
+
+// desiredGeneration reads AnnotationGeneration of the work being applied.
+func desiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
+	v, ok := w.Annotations[AnnotationGeneration]
+	if !ok {
+		return 0, false, nil
+	}
+	gen, err = strconv.ParseInt(v, 10, 64)
+	if err != nil || gen < 0 {
+		return 0, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
+			w.Namespace, w.Name, AnnotationGeneration, v)
+	}
+	return gen, true, nil
+}
+
+// storedGeneration reads AnnotationGeneration of a stored work. A missing
+// or unreadable one does not guard anything.
+func storedGeneration(w *workv1.ManifestWork) (int64, bool) {
+	gen, err := strconv.ParseInt(w.Annotations[AnnotationGeneration], 10, 64)
+	return gen, err == nil
+}
+
+// upToDate reports whether stored already carries desired's labels,
+// annotations and spec. Manifests are compared decoded: Maestro stores them
+// as JSON objects and hands back its own encoding.
+func upToDate(stored, desired *workv1.ManifestWork) bool {
+	if !ownedEqual(desired.Labels, stored.Labels) || !ownedEqual(desired.Annotations, stored.Annotations) {
+		return false
+	}
+	a, errA := decoded(stored.Spec)
+	b, errB := decoded(desired.Spec)
+	return errA == nil && errB == nil && reflect.DeepEqual(a, b)
+}
+
+func decoded(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(raw, &out)
+	return out, err
+}
+
+// ownedEqual compares the keys Apply owns: all of desired's, and any of
+// stored's that the SDK or Maestro did not add.
+func ownedEqual(desired, stored map[string]string) bool {
+	for k, v := range desired {
+		if sv, ok := stored[k]; !ok || sv != v {
+			return false
+		}
+	}
+	for k := range stored {
+		if _, ok := desired[k]; !ok && !strings.Contains(k, foreignKeyMarker) {
+			return false
+		}
+	}
+	return true
+}
+
+// withForeign returns desired plus stored's foreign keys, so that a merge
+// patch keeps them, except the resource version annotation.
+func withForeign(desired, stored map[string]string) map[string]string {
+	out := copyMap(desired)
+	for k, v := range stored {
+		if _, ok := desired[k]; ok || !strings.Contains(k, foreignKeyMarker) || k == annotationCloudEventsResourceVersion {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// mergePatch builds the JSON merge patch taking stored to desired, the way
+// Maestro's grpcsource.ToWorkPatch does: it sets metadata.generation (and
+// the deprecated resourceVersion) to the stored values, which is what makes
+// the OCM source client publish it with that version (getWorkResourceVersion
+// falls back to metadata.generation), so Maestro refuses it if the work has
+// changed since. Without them the client would carry whatever version it
+// reads itself just before publishing: last writer wins.
+func mergePatch(stored, desired *workv1.ManifestWork) ([]byte, error) {
+	oldData, err := json.Marshal(&workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{Labels: stored.Labels, Annotations: stored.Annotations},
+		Spec:       stored.Spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	newData, err := json.Marshal(&workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{
+			UID:             stored.UID,
+			ResourceVersion: stored.ResourceVersion,
+			Generation:      stored.Generation,
+			Labels:          withForeign(desired.Labels, stored.Labels),
+			Annotations:     withForeign(desired.Annotations, stored.Annotations),
+		},
+		Spec: desired.Spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jsonpatch.CreateMergePatch(oldData, newData)
+}
+
+// manifestIdentity is what Maestro's ValidateManifestBundleUpdate holds
+// immutable per manifest position.
+type manifestIdentity struct{ apiVersion, kind, namespace, name string }
+
+func identities(w *workv1.ManifestWork) []manifestIdentity {
+	out := make([]manifestIdentity, 0, len(w.Spec.Workload.Manifests))
+	for _, m := range w.Spec.Workload.Manifests {
+		var u unstructured.Unstructured
+		_ = u.UnmarshalJSON(m.Raw) // validated by desired; a broken stored one compares unequal
+		out = append(out, manifestIdentity{u.GetAPIVersion(), u.GetKind(), u.GetNamespace(), u.GetName()})
+	}
+	return out
+}
+
+func manifestSetChanged(stored, desired *workv1.ManifestWork) bool {
+	return !reflect.DeepEqual(identities(stored), identities(desired))
+}
+
+func isPublishError(err error, msg string) bool {
+	return apierrors.ReasonForError(err) == reasonPublishError && strings.Contains(err.Error(), msg)
+}
+
+func isVersionConflict(err error) bool     { return isPublishError(err, msgVersionConflict) }
+func isUnderDeletion(err error) bool       { return isPublishError(err, msgUnderDeletion) }
+func isBundleUpdateRefused(err error) bool { return isPublishError(err, msgBundleUpdateInvalid) }
+
+// classify marks err Permanent when retrying the same request cannot help
+// and Transient otherwise.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err), apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err),
+		apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err), apierrors.IsUnauthorized(err),
+		apierrors.IsForbidden(err), apierrors.IsRequestEntityTooLargeError(err):
+		return events.Permanent(err)
+	case isBundleUpdateRefused(err):
+		// Maestro validated the manifests and refused them.
+		return events.Permanent(err)
+	}
+	// PublishError (connection down, server trouble, lost races beyond the
+	// retry bound), timeouts, 5xx, network errors, a cancelled context and
+	// anything unknown: another attempt later may succeed.
+	return events.Transient(err)
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// backoff returns the wait before attempt n (1-based): initial doubling up
+// to max.
+func backoff(initial, limit time.Duration, n int) time.Duration {
+	d := initial
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return events.Transient(ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+// Watch implements Delivery. All callers share one watch on the client,
+// opened by the first call; Maestro replays every work as Modified when it
+// opens (and again after reconnecting), so the first subscriber sees the
+// current state, later ones see changes from when they subscribed. Each
+// event is handed to each subscriber in turn: a subscriber that does not
+// read holds up the others, as Maestro's own watch does.
+func (d *SourceDelivery) Watch(ctx context.Context) (<-chan WorkEvent, error) {
+	d.hubMu.Lock()
+	defer d.hubMu.Unlock()
+	if d.ctx.Err() != nil {
+		return nil, events.Permanentf("watching works: delivery is closed")
+	}
+	if !d.watching {
+		w, err := d.openWatch()
+		if err != nil {
+			return nil, err
+		}
+		d.watching = true
+		go d.pump(w)
+	}
+	sub := &hubSub{ctx: ctx, ch: make(chan WorkEvent)}
+	d.subs[sub] = struct{}{}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-d.ctx.Done():
+		}
+		d.hubMu.Lock()
+		delete(d.subs, sub)
+		d.hubMu.Unlock()
+		sub.close()
+	}()
+	return sub.ch, nil
+}
+
+// openWatch watches every consumer's works: grpcsource takes
+// metav1.NamespaceAll for that. FieldSelector is ignored there; none is set.
+// The watch outlives the call; the context only bounds the listing
+// grpcsource does when it opens (a hung listing would hold callMu).
+func (d *SourceDelivery) openWatch() (w watch.Interface, err error) {
+	ctx, cancel := context.WithTimeout(d.ctx, openWatchTimeout)
+	defer cancel()
+	err = d.works(metav1.NamespaceAll, func(c workv1client.ManifestWorkInterface) error {
+		w, err = c.Watch(ctx, metav1.ListOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("watching works: %w", err))
+	}
+	return w, nil
+}
+
+// pump forwards the client's watch to the subscribers until Close, and
+// reopens it if it ends early.
+func (d *SourceDelivery) pump(w watch.Interface) {
+	defer close(d.pumpDone)
+	for n := 1; ; {
+		d.forward(w)
+		w.Stop()
+		go drain(w)
+		if d.ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("work watch ended; reopening it")
+		for {
+			if sleep(d.ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, n)) != nil {
+				return
+			}
+			var err error
+			if w, err = d.openWatch(); err == nil {
+				break
+			}
+			n++
+			d.log.Warn("reopening the work watch failed", "error", err)
+		}
+	}
+}
+
+func (d *SourceDelivery) forward(w watch.Interface) {
+	for {
+		var ev watch.Event
+		var ok bool
+		select {
+		case <-d.ctx.Done():
+			return
+		case ev, ok = <-w.ResultChan():
+			if !ok {
+				return
+			}
+		}
+		work, isWork := ev.Object.(*workv1.ManifestWork)
+		switch {
+		case ev.Type == watch.Error || ev.Type == watch.Bookmark:
+			d.log.Debug("work watch: ignoring event", "type", ev.Type, "object", fmt.Sprintf("%T", ev.Object))
+			continue
+		case !isWork:
+			d.log.Warn("work watch: ignoring an object that is not a ManifestWork", "type", fmt.Sprintf("%T", ev.Object))
+			continue
+		case ev.Type == watch.Added:
+			// Maestro sends no Added; a client that does means the same.
+			ev.Type = watch.Modified
+		}
+		d.broadcast(WorkEvent{Type: ev.Type, Work: work})
+	}
+}
+
+func (d *SourceDelivery) broadcast(ev WorkEvent) {
+	d.hubMu.Lock()
+	subs := make([]*hubSub, 0, len(d.subs))
+	for s := range d.subs {
+		subs = append(subs, s)
+	}
+	d.hubMu.Unlock()
+	for i, s := range subs {
+		e := ev
+		if i > 0 {
+			// Each subscriber gets its own copy to read or keep.
+			e.Work = ev.Work.DeepCopy()
+		}
+		s.send(d.ctx, e)
+	}
+}
+
+// drain keeps reading a stopped watch for a moment. grpcsource's watcher
+// checks "stopped" and then sends on its unbuffered channel without a way
+// out, so a send that raced Stop would block every watcher of the source
+// forever if nobody read it.
+func drain(w watch.Interface) {
+	const quiet = 200 * time.Millisecond
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.ResultChan():
+			if !ok {
+				return
+			}
+			t.Reset(quiet)
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// Close stops the watch and ends every Watch channel. The client itself is
+// the caller's to close.
+func (d *SourceDelivery) Close() error {
+	d.hubMu.Lock()
+	watching := d.watching
+	d.cancel()
+	d.hubMu.Unlock()
+	if watching {
+		<-d.pumpDone
+	}
+	return nil
+}
+
+// hubSub is one Watch caller.
+type hubSub struct {
+	ctx context.Context
+	// mu makes send and close exclusive: ch is closed only when no send is
+	// in flight, and a send in flight gives way when ctx ends.
+	mu     sync.Mutex
+	closed bool
+	ch     chan WorkEvent
+}
+
+func (s *hubSub) send(hubCtx context.Context, ev WorkEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- ev:
+	case <-s.ctx.Done():
+	case <-hubCtx.Done():
+	}
+}
+
+func (s *hubSub) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
+}

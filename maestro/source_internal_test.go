@@ -1,0 +1,123 @@
+package maestro
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+)
+
+var workGR = schema.GroupResource{Group: "work.open-cluster-management.io", Resource: "manifestworks"}
+
+// publishErr builds the StatusError the OCM source client returns for any
+// failed publish (sdk-go clients/errors.NewPublishError).
+func publishErr(msg string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: 500, Reason: "PublishError",
+		Message: "Failed to publish resource w: " + msg,
+	}}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"NotFound", apierrors.NewNotFound(workGR, "w"), true},
+		{"AlreadyExists", apierrors.NewAlreadyExists(workGR, "w"), true},
+		{"Invalid", apierrors.NewInvalid(schema.GroupKind{Group: workGR.Group, Kind: "ManifestWork"}, "w", nil), true},
+		{"BadRequest", apierrors.NewBadRequest("no"), true},
+		{"MethodNotSupported", apierrors.NewMethodNotSupported(workGR, "update"), true},
+		{"Forbidden", apierrors.NewForbidden(workGR, "w", errors.New("no")), true},
+		{"BundleRefused", publishErr("failed to update resource: maestro-8: the new manifest bundle in the resource is invalid, x"), true},
+		{"VersionConflict", publishErr("failed to update resource: maestro-6: the resource version is not the latest, the latest version: 3"), false},
+		{"NotConnected", publishErr("the cloudevents client is not ready"), false},
+		{"ServiceUnavailable", apierrors.NewServiceUnavailable("down"), false},
+		{"Internal", apierrors.NewInternalError(errors.New("boom")), false},
+		{"Timeout", apierrors.NewTimeoutError("slow", 1), false},
+		{"TooManyRequests", apierrors.NewTooManyRequests("slow down", 1), false},
+		{"Network", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, false},
+		{"Deadline", context.DeadlineExceeded, false},
+		{"Unknown", errors.New("something"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := classify(fmt.Errorf("doing it: %w", tc.err))
+			if got := events.IsPermanent(err); got != tc.permanent {
+				t.Fatalf("IsPermanent = %v, want %v", got, tc.permanent)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatal("classification lost the cause")
+			}
+		})
+	}
+	if classify(nil) != nil {
+		t.Fatal("classify(nil) != nil")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{10, 20, 40, 80, 100, 100}
+	for i, w := range want {
+		if got := backoff(10, 100, i+1); got != w {
+			t.Errorf("backoff(attempt %d) = %d, want %d", i+1, got, w)
+		}
+	}
+}
+
+func TestMergePatchCarriesTheStoredVersion(t *testing.T) {
+	raw := func(v string) workv1.Manifest {
+		return workv1.Manifest{RawExtension: runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"v":"` + v + `"}}`)}}
+	}
+	stored := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
+		UID: "u", Generation: 7, ResourceVersion: "7",
+		Labels:      map[string]string{"gone": "x", "kept": "y"},
+		Annotations: map[string]string{"logging.open-cluster-management.io/t": "1", annotationCloudEventsResourceVersion: "3"},
+	}}
+	stored.Spec.Workload.Manifests = []workv1.Manifest{raw("1")}
+	desired := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"kept": "y"}}}
+	desired.Spec.Workload.Manifests = []workv1.Manifest{raw("2")}
+
+	data, err := mergePatch(stored, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Metadata struct {
+			Generation      int64              `json:"generation"`
+			ResourceVersion string             `json:"resourceVersion"`
+			Labels          map[string]*string `json:"labels"`
+			Annotations     map[string]*string `json:"annotations"`
+		} `json:"metadata"`
+		Spec map[string]any `json:"spec"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Metadata.Generation != 7 || p.Metadata.ResourceVersion != "7" {
+		t.Errorf("patch %s does not carry version 7", data)
+	}
+	if v, ok := p.Metadata.Labels["gone"]; !ok || v != nil {
+		t.Errorf("patch %s does not remove the label no longer desired", data)
+	}
+	if _, ok := p.Metadata.Annotations["logging.open-cluster-management.io/t"]; ok {
+		t.Errorf("patch %s touches the SDK's annotation", data)
+	}
+	if v, ok := p.Metadata.Annotations[annotationCloudEventsResourceVersion]; !ok || v != nil {
+		t.Errorf("patch %s keeps the resource version annotation, which would pin it to version 3", data)
+	}
+	if p.Spec == nil {
+		t.Errorf("patch %s does not change the spec", data)
+	}
+}

@@ -1,0 +1,269 @@
+package maestro_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
+)
+
+// runTracker runs a tracker over d until the test ends.
+func runTracker(t testing.TB, d maestro.Delivery) *maestro.Tracker {
+	t.Helper()
+	tr := maestro.NewTracker(d, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return tr
+}
+
+func isApplied(w *workv1.ManifestWork) bool {
+	if w == nil {
+		return false
+	}
+	c := apimeta.FindStatusCondition(w.Status.Conditions, workv1.WorkApplied)
+	return c != nil && c.Status == "True" && c.ObservedGeneration == w.Generation
+}
+
+// staleGet answers Get with the state read before a change it then lets
+// happen: the change lands between the tracker's registration and the end
+// of its Get, which a tracker registering after Get would miss.
+type staleGet struct {
+	maestro.Delivery
+	between func()
+}
+
+func (s *staleGet) Get(ctx context.Context, consumer, name string) (*workv1.ManifestWork, error) {
+	w, err := s.Delivery.Get(ctx, consumer, name)
+	s.between()
+	return w, err
+}
+
+func TestAwaitSeesAChangeBetweenRegisterAndGet(t *testing.T) {
+	s := newStore(t)
+	d := newDelivery(t, s, maestro.SourceOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.Apply(ctx, newWork(t, "cluster-a", "w", 1, configMap("a", "v1"))); err != nil {
+		t.Fatal(err)
+	}
+
+	sg := &staleGet{Delivery: d}
+	tr := runTracker(t, sg)
+	seen := tr.Subscribe(ctx)
+	sg.between = func() {
+		// Let the agent report now, and wait until the tracker has handed
+		// the status out: the waiter has it too.
+		runAgent(t, s, embedded.AgentOptions{})
+		for ev := range seen {
+			if ev.Work.Name == "w" && isApplied(ev.Work) {
+				return
+			}
+		}
+		t.Error("subscription ended before the status arrived")
+	}
+	got, err := tr.Await(ctx, "cluster-a", "w", isApplied)
+	if err != nil {
+		t.Fatalf("Await missed the status that arrived during its Get: %v", err)
+	}
+	if !isApplied(got) {
+		t.Fatalf("Await returned a work that is not applied: %+v", got.Status.Conditions)
+	}
+}
+
+func TestAwaitDeadlineReturnsTheLastSeenWork(t *testing.T) {
+	b := newBackend(t, embedded.Options{})
+	tr := runTracker(t, b)
+	ctx := context.Background()
+	if _, err := b.Apply(ctx, newWork(t, "cluster-a", "w", 1, configMap("a", "v1"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Await(ctx, "cluster-a", "w", isApplied); err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	never := func(w *workv1.ManifestWork) bool {
+		return w != nil && w.Annotations[maestro.AnnotationGeneration] == "99"
+	}
+	last, err := tr.Await(short, "cluster-a", "w", never)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Await past its deadline: %v, want DeadlineExceeded", err)
+	}
+	if events.IsPermanent(err) || !strings.Contains(err.Error(), "cluster-a/w") {
+		t.Errorf("deadline error %q should be transient and name the work", err)
+	}
+	if last == nil || !isApplied(last) {
+		t.Fatalf("Await past its deadline returned %v, want the last seen (applied) work", last)
+	}
+
+	short2, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	last, err = tr.Await(short2, "cluster-a", "missing", isApplied)
+	if !errors.Is(err, context.DeadlineExceeded) || last != nil {
+		t.Fatalf("Await for a work that never comes: %v, %v; want nil and DeadlineExceeded", last, err)
+	}
+}
+
+func TestAwaitDeletion(t *testing.T) {
+	b := newBackend(t, embedded.Options{AgentDelay: 10 * time.Millisecond})
+	tr := runTracker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := b.Apply(ctx, newWork(t, "cluster-a", "w", 1, configMap("a", "v1"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Await(ctx, "cluster-a", "w", isApplied); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "cluster-a", "w"); err != nil {
+		t.Fatal(err)
+	}
+	// Still there, marked deleting, until the agent confirms.
+	gone := func(w *workv1.ManifestWork) bool { return w == nil }
+	if w, err := tr.Await(ctx, "cluster-a", "w", gone); err != nil || w != nil {
+		t.Fatalf("Await deletion: %v, %v", w, err)
+	}
+}
+
+func TestSlowSubscriberDoesNotHoldUpOthers(t *testing.T) {
+	b := newBackend(t, embedded.Options{})
+	tr := runTracker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	slow := tr.Subscribe(ctx) // never read until the end
+	fast := tr.Subscribe(ctx)
+
+	const works = 50
+	for i := range works {
+		if _, err := b.Apply(ctx, newWork(t, "cluster-a", fmt.Sprintf("w%d", i), 1, configMap("a", "v1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fast subscriber and a waiter get everything while slow sleeps.
+	appliedSeen := map[string]bool{}
+	for len(appliedSeen) < works {
+		select {
+		case ev := <-fast:
+			if isApplied(ev.Work) {
+				appliedSeen[ev.Work.Name] = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("fast subscriber saw %d of %d works applied while another subscriber did not read", len(appliedSeen), works)
+		}
+	}
+	if _, err := tr.Await(ctx, "cluster-a", "w0", isApplied); err != nil {
+		t.Fatalf("Await while a subscriber does not read: %v", err)
+	}
+	// Apply a new generation of one work so slow has an update to coalesce.
+	if _, err := b.Apply(ctx, newWork(t, "cluster-a", "w0", 2, configMap("a", "v2"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Await(ctx, "cluster-a", "w0", func(w *workv1.ManifestWork) bool {
+		return isApplied(w) && w.Annotations[maestro.AnnotationGeneration] == "2"
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The slow subscriber gets each work's latest state, once: pending
+	// states coalesce. (One event may already have been taken for sending
+	// before it stopped reading, hence one duplicate is allowed.)
+	latest := map[string]*workv1.ManifestWork{}
+	received := 0
+	for len(latest) < works || latest["w0"].Annotations[maestro.AnnotationGeneration] != "2" {
+		select {
+		case ev := <-slow:
+			received++
+			latest[ev.Work.Name] = ev.Work
+		case <-ctx.Done():
+			t.Fatalf("slow subscriber got %d of %d works (w0 at generation 2: %v)", len(latest), works, latest["w0"] != nil)
+		}
+	}
+	if received > works+1 {
+		t.Errorf("slow subscriber received %d events for %d works; pending states should have coalesced", received, works)
+	}
+	for name, w := range latest {
+		if !isApplied(w) {
+			t.Errorf("slow subscriber's %s is not in its latest (applied) state", name)
+		}
+	}
+}
+
+func TestSubscribeClosesWithContext(t *testing.T) {
+	tr := runTracker(t, newBackend(t, embedded.Options{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := tr.Subscribe(ctx)
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("event after cancel on an idle subscription")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscription not closed 5s after its context ended")
+	}
+}
+
+// failingWatch is a Delivery whose Watch fails: our own seam, faked.
+type failingWatch struct {
+	maestro.Delivery
+	err   error
+	calls atomic.Int32
+}
+
+func (f *failingWatch) Watch(context.Context) (<-chan maestro.WorkEvent, error) {
+	f.calls.Add(1)
+	return nil, f.err
+}
+
+func TestRunStopsOnAPermanentWatchError(t *testing.T) {
+	f := &failingWatch{err: events.Permanentf("watching works: delivery is closed")}
+	err := maestro.NewTracker(f, testLogger(t)).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "delivery is closed") {
+		t.Fatalf("Run: %v, want the permanent error", err)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("Watch called %d times, want 1", n)
+	}
+}
+
+func TestRunRetriesTransientWatchErrors(t *testing.T) {
+	f := &failingWatch{err: errors.New("connection refused")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	tr := maestro.NewTracker(f, testLogger(t))
+	go func() { done <- tr.Run(ctx) }()
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for f.calls.Load() < 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v on a transient error", err)
+		case <-deadline:
+			t.Fatalf("Watch called %d times in 5s, want retries", f.calls.Load())
+		case <-tick.C:
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v, want nil", err)
+	}
+}
