@@ -351,3 +351,34 @@ func PeekID(m *Message) string {
 	}
 	return truncate(id, 100)
 }
+
+// Structured returns the message as one structured-mode CloudEvent JSON
+// document, whatever its wire form: what `adapter record` writes, so a
+// recording replays the same from any broker.
+func Structured(m *Message) ([]byte, error) {
+	attrs, ok := binaryAttributes(m.Attributes)
+	if !ok {
+		return bytes.TrimSpace(m.Body), nil
+	}
+	doc := map[string]any{}
+	for k, v := range attrs {
+		if k == "content-type" {
+			continue
+		}
+		doc[k] = v
+	}
+	if _, set := doc["datacontenttype"]; !set && attrs["content-type"] != "" {
+		doc["datacontenttype"] = attrs["content-type"]
+	}
+	body := bytes.TrimSpace(m.Body)
+	if json.Valid(body) {
+		doc["data"] = json.RawMessage(body)
+	} else {
+		doc["data_base64"] = base64.StdEncoding.EncodeToString(m.Body)
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return nil, Permanentf("re-encode binary-mode event: %v", err)
+	}
+	return out, nil
+}

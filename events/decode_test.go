@@ -206,3 +206,22 @@ func TestErrorClasses(t *testing.T) {
 		t.Fatal("Permanent must wrap")
 	}
 }
+
+func TestStructuredFromBinaryRoundTrips(t *testing.T) {
+	m := &Message{Body: []byte(`{"generation":2,"href":"/api/hyperfleet/v1/clusters/c1","id":"c1","kind":"Cluster"}`),
+		Attributes: map[string]string{"ce-specversion": "1.0", "ce-id": "e9", "ce-source": "s", "ce-type": "com.redhat.hyperfleet.cluster.reconcile", "content-type": "application/json"}}
+	doc, err := Structured(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := NewDecoder().Decode(&Message{Body: doc})
+	if err != nil || ev.ID != "e9" || ev.Generation != 2 {
+		t.Fatalf("%s: %+v %v", doc, ev, err)
+	}
+	if id := PeekID(m); id != "e9" {
+		t.Fatalf("PeekID binary: %q", id)
+	}
+	if id := PeekID(&Message{Body: doc}); id != "e9" {
+		t.Fatalf("PeekID structured: %q", id)
+	}
+}
