@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Runs a real Maestro server on this machine for integration tests, without
+# Kubernetes: PostgreSQL + `maestro migration` + `maestro server` with the gRPC
+# broker. Agents are simulated by the tests (maestro/maestrotest).
+#
+#   maestro.sh build            build (or reuse) the server binary; prints its path
+#   maestro.sh start            start PostgreSQL if needed, recreate the database,
+#                               migrate, start the server, wait until healthy
+#   maestro.sh stop             stop the server (SIGTERM, then SIGKILL after a deadline)
+#   maestro.sh restart          stop + start, keeping the database
+#   maestro.sh consumer NAME..  register consumers (already existing is fine)
+#   maestro.sh env              print `export MAESTRO_...` lines for tests
+#   maestro.sh status           say whether the server is running and healthy
+#
+# Settings (environment):
+#   MAESTRO_CACHE_DIR     binary cache   (default $HOME/.cache/hyperfleet-maestro-adapter)
+#   MAESTRO_STATE_DIR     db files, log, pid file (default /tmp/hyperfleet-maestro)
+#   MAESTRO_HTTP_PORT 18000, MAESTRO_GRPC_PORT 18090, MAESTRO_GRPC_BROKER_PORT 18091,
+#   MAESTRO_HEALTH_PORT 18083, MAESTRO_METRICS_PORT 18080
+#   MAESTRO_DB_HOST 127.0.0.1, MAESTRO_DB_PORT 5432, MAESTRO_DB_USER postgres,
+#   MAESTRO_DB_PASSWORD postgres (ignored under trust auth), MAESTRO_DB_NAME maestro_adapter_test
+#   MAESTRO_START_TIMEOUT 60 (s), MAESTRO_STOP_TIMEOUT 15 (s), MAESTRO_PG_TIMEOUT 30 (s)
+#   MAESTRO_LOG_LEVEL 2 (klog -v)
+#   MAESTRO_HEARTBEAT_INTERVAL 3 (s): the server reports healthy only after its
+#     liveness check (every interval/3 s) has marked it ready; upstream's 15 s
+#     default makes every start take 5 s.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SCRIPT_PATH="$SCRIPT_DIR/$(basename "${BASH_SOURCE[0]}")"
+BUILD_MODULE="$SCRIPT_DIR/maestro-server"
+PARSER_MODULE="$SCRIPT_DIR/ocm-common-sqlparser"
+
+CACHE_DIR=${MAESTRO_CACHE_DIR:-$HOME/.cache/hyperfleet-maestro-adapter}
+STATE_DIR=${MAESTRO_STATE_DIR:-/tmp/hyperfleet-maestro}
+HOST=127.0.0.1
+HTTP_PORT=${MAESTRO_HTTP_PORT:-18000}
+GRPC_PORT=${MAESTRO_GRPC_PORT:-18090}
+GRPC_BROKER_PORT=${MAESTRO_GRPC_BROKER_PORT:-18091}
+HEALTH_PORT=${MAESTRO_HEALTH_PORT:-18083}
+METRICS_PORT=${MAESTRO_METRICS_PORT:-18080}
+DB_HOST=${MAESTRO_DB_HOST:-127.0.0.1}
+DB_PORT=${MAESTRO_DB_PORT:-5432}
+DB_USER=${MAESTRO_DB_USER:-postgres}
+DB_PASSWORD=${MAESTRO_DB_PASSWORD:-postgres}
+DB_NAME=${MAESTRO_DB_NAME:-maestro_adapter_test}
+START_TIMEOUT=${MAESTRO_START_TIMEOUT:-60}
+STOP_TIMEOUT=${MAESTRO_STOP_TIMEOUT:-15}
+PG_TIMEOUT=${MAESTRO_PG_TIMEOUT:-30}
+HEARTBEAT_INTERVAL=${MAESTRO_HEARTBEAT_INTERVAL:-3}
+LOG_LEVEL=${MAESTRO_LOG_LEVEL:-2}
+
+PID_FILE="$STATE_DIR/maestro.pid"
+LOG_FILE="$STATE_DIR/maestro.log"
+BIN_LINK="$STATE_DIR/maestro"
+
+log() { printf 'maestro.sh: %s\n' "$*" >&2; }
+die() {
+	log "ERROR: $*"
+	exit 1
+}
+
+validate_settings() {
+	local p
+	for p in "$HTTP_PORT" "$GRPC_PORT" "$GRPC_BROKER_PORT" "$HEALTH_PORT" "$METRICS_PORT" "$DB_PORT" \
+		"$START_TIMEOUT" "$STOP_TIMEOUT" "$PG_TIMEOUT" "$HEARTBEAT_INTERVAL" "$LOG_LEVEL"; do
+		[[ $p =~ ^[0-9]+$ ]] || die "invalid number '$p' in a MAESTRO_* port, timeout or log level setting"
+	done
+	# The name is interpolated into SQL (CREATE DATABASE), so keep it boring.
+	[[ $DB_NAME =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "invalid MAESTRO_DB_NAME '$DB_NAME' (want [a-z_][a-z0-9_]*)"
+	[[ $DB_USER =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]] || die "invalid MAESTRO_DB_USER '$DB_USER'"
+}
+
+now() { date +%s; }
+
+# ---------------------------------------------------------------------------
+# build
+
+# source_hash hashes everything that determines the binary: the Go toolchain,
+# the build flags, both modules' go.mod/go.sum and non-test Go sources.
+source_hash() {
+	{
+		go version
+		echo "CGO_ENABLED=0 -trimpath -buildvcs=false GOOS=$(go env GOOS) GOARCH=$(go env GOARCH)"
+		(
+			cd "$SCRIPT_DIR"
+			find maestro-server ocm-common-sqlparser -type f \
+				\( -name '*.go' -o -name go.mod -o -name go.sum \) ! -name '*_test.go' -print0 |
+				LC_ALL=C sort -z | xargs -0 sha256sum
+		)
+	} | sha256sum | cut -c1-16
+}
+
+cmd_build() {
+	command -v go >/dev/null || die "go is not on PATH"
+	mkdir -p "$CACHE_DIR"
+	local hash bin
+	hash=$(source_hash)
+	bin="$CACHE_DIR/maestro-$hash"
+	if [[ -x $bin ]]; then
+		echo "$bin"
+		return 0
+	fi
+	# Serialise concurrent builds (e.g. parallel `make` jobs or test runners).
+	exec 9>"$CACHE_DIR/build.lock"
+	flock 9
+	if [[ ! -x $bin ]]; then
+		log "building maestro server ($hash) into $CACHE_DIR; the first build takes a few minutes"
+		local start tmp
+		start=$(now)
+		tmp="$bin.tmp.$$"
+		# GOWORK=off: a go.work elsewhere in the tree must not pull the product
+		# module into this separate build module.
+		(cd "$BUILD_MODULE" && GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$tmp" .) ||
+			{
+				rm -f "$tmp"
+				die "go build failed"
+			}
+		mv -f "$tmp" "$bin"
+		log "built in $(($(now) - start))s"
+		# Binaries are ~120 MB: keep only the two newest builds.
+		find "$CACHE_DIR" -maxdepth 1 -type f -regextype posix-extended -regex '.*/maestro-[0-9a-f]{16}' -printf '%T@ %p\n' |
+			sort -rn | tail -n +3 | cut -d' ' -f2- | xargs -r rm -f --
+	fi
+	exec 9>&-
+	echo "$bin"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+
+ensure_postgres() {
+	if pg_isready -q -h "$DB_HOST" -p "$DB_PORT"; then
+		return 0
+	fi
+	if [[ $DB_HOST != 127.0.0.1 && $DB_HOST != localhost ]]; then
+		die "PostgreSQL at $DB_HOST:$DB_PORT is not ready, and it is not local, so not starting it"
+	fi
+	command -v pg_ctlcluster >/dev/null || die "PostgreSQL is not running on $DB_HOST:$DB_PORT and pg_ctlcluster is not installed"
+	local version
+	version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+	[[ -n $version ]] || die "PostgreSQL is not running and no cluster is configured under /etc/postgresql"
+	log "starting PostgreSQL $version/main"
+	pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+		die "pg_ctlcluster --skip-systemctl-redirect $version main start failed"
+	local deadline=$(($(now) + PG_TIMEOUT))
+	until pg_isready -q -h "$DB_HOST" -p "$DB_PORT"; do
+		(($(now) < deadline)) || die "PostgreSQL did not become ready on $DB_HOST:$DB_PORT within ${PG_TIMEOUT}s"
+		sleep 0.2
+	done
+}
+
+psql_admin() {
+	PGOPTIONS='--client-min-messages=warning' PGPASSWORD="$DB_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres "$@"
+}
+
+recreate_database() {
+	log "recreating database $DB_NAME"
+	# WITH (FORCE) drops leftover connections (PostgreSQL 13+).
+	psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" ||
+		die "could not drop database $DB_NAME"
+	psql_admin -c "CREATE DATABASE \"$DB_NAME\"" || die "could not create database $DB_NAME"
+}
+
+ensure_database() {
+	local exists
+	exists=$(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ||
+		die "could not query PostgreSQL"
+	if [[ $exists != 1 ]]; then
+		psql_admin -c "CREATE DATABASE \"$DB_NAME\"" || die "could not create database $DB_NAME"
+	fi
+}
+
+write_db_files() {
+	mkdir -p "$STATE_DIR"
+	printf '%s' "$DB_HOST" >"$STATE_DIR/db.host"
+	printf '%s' "$DB_PORT" >"$STATE_DIR/db.port"
+	printf '%s' "$DB_USER" >"$STATE_DIR/db.user"
+	printf '%s' "$DB_PASSWORD" >"$STATE_DIR/db.password"
+	printf '%s' "$DB_NAME" >"$STATE_DIR/db.name"
+}
+
+db_flags() {
+	printf '%s\n' \
+		"--db-host-file=$STATE_DIR/db.host" \
+		"--db-port-file=$STATE_DIR/db.port" \
+		"--db-user-file=$STATE_DIR/db.user" \
+		"--db-password-file=$STATE_DIR/db.password" \
+		"--db-name-file=$STATE_DIR/db.name" \
+		"--db-sslmode=disable"
+}
+
+# ---------------------------------------------------------------------------
+# server process
+
+# running_pid prints the pid from the pid file when that process is alive and
+# is a maestro server (a recycled pid is not ours).
+running_pid() {
+	[[ -f $PID_FILE ]] || return 1
+	local pid
+	pid=$(<"$PID_FILE")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'maestro.* server ' || return 1
+	echo "$pid"
+}
+
+healthy() {
+	curl -fsS -o /dev/null --max-time 2 "http://$HOST:$HEALTH_PORT/healthcheck" 2>/dev/null
+}
+
+port_in_use() {
+	# bash's /dev/tcp: succeeds when something accepts connections on the port
+	(exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+show_log_tail() {
+	if [[ -f $LOG_FILE ]]; then
+		log "last lines of $LOG_FILE:"
+		tail -n 40 "$LOG_FILE" >&2
+	fi
+}
+
+wait_healthy() {
+	local pid=$1 start=$2
+	local deadline=$((start + START_TIMEOUT))
+	while :; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			show_log_tail
+			rm -f "$PID_FILE"
+			die "maestro server (pid $pid) exited during startup"
+		fi
+		# Healthy means the instance is marked ready in the database, which after
+		# a restart can be true before every listener is up: check those too.
+		if healthy && port_in_use "$HTTP_PORT" && port_in_use "$GRPC_PORT" && port_in_use "$GRPC_BROKER_PORT"; then
+			return 0
+		fi
+		if (($(now) >= deadline)); then
+			show_log_tail
+			die "maestro server (pid $pid) not healthy on http://$HOST:$HEALTH_PORT/healthcheck after ${START_TIMEOUT}s"
+		fi
+		sleep 0.2
+	done
+}
+
+check_ports_free() {
+	local p
+	for p in "$HTTP_PORT" "$GRPC_PORT" "$GRPC_BROKER_PORT" "$HEALTH_PORT" "$METRICS_PORT"; do
+		if port_in_use "$p"; then
+			die "port $HOST:$p is already in use by another process (not the maestro in $PID_FILE); stop it or set MAESTRO_*_PORT"
+		fi
+	done
+}
+
+launch() {
+	local bin=$1
+	local -a dbf
+	mapfile -t dbf < <(db_flags)
+	log "running migrations"
+	if ! "$bin" migration "${dbf[@]}" >>"$LOG_FILE" 2>&1; then
+		show_log_tail
+		die "maestro migration failed"
+	fi
+	ln -sfn "$bin" "$BIN_LINK"
+	log "starting maestro server (log: $LOG_FILE)"
+	local start
+	start=$(now)
+	# setsid: the server outlives this script and is not hit by a Ctrl-C aimed
+	# at the caller's process group. Since this shell is not a process group
+	# leader, setsid execs in place and $! is the server's pid.
+	setsid "$BIN_LINK" server "${dbf[@]}" \
+		--message-broker-type=grpc \
+		--server-hostname="$HOST" \
+		--http-server-bindport="$HTTP_PORT" \
+		--grpc-server-bindport="$GRPC_PORT" \
+		--grpc-broker-bindport="$GRPC_BROKER_PORT" \
+		--health-check-server-bindport="$HEALTH_PORT" \
+		--metrics-server-bindport="$METRICS_PORT" \
+		--heartbeat-interval="$HEARTBEAT_INTERVAL" \
+		-v="$LOG_LEVEL" \
+		</dev/null >>"$LOG_FILE" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$PID_FILE"
+	wait_healthy "$pid" "$start"
+	log "maestro server healthy (pid $pid) after $(($(now) - start))s"
+}
+
+cmd_start() {
+	validate_settings
+	mkdir -p "$STATE_DIR"
+	local pid
+	if pid=$(running_pid); then
+		if healthy; then
+			log "maestro server already running (pid $pid) and healthy"
+			return 0
+		fi
+		# Probably still starting (a concurrent start): give it the deadline.
+		log "maestro server (pid $pid) is running but not healthy yet; waiting"
+		wait_healthy "$pid" "$(now)"
+		return 0
+	fi
+	check_ports_free
+	local bin
+	bin=$(cmd_build)
+	ensure_postgres
+	recreate_database
+	write_db_files
+	# A fresh database gets a fresh log; keep the previous one for post-mortems.
+	[[ -f $LOG_FILE ]] && mv -f "$LOG_FILE" "$LOG_FILE.prev"
+	launch "$bin"
+}
+
+cmd_stop() {
+	local pid
+	if ! pid=$(running_pid); then
+		rm -f "$PID_FILE"
+		log "maestro server not running"
+		return 0
+	fi
+	log "stopping maestro server (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$(($(now) + STOP_TIMEOUT))
+	while kill -0 "$pid" 2>/dev/null; do
+		if (($(now) >= deadline)); then
+			log "maestro server did not exit within ${STOP_TIMEOUT}s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+	done
+	# After SIGKILL the process is gone once the kernel reaps it; wait briefly so
+	# the ports are free for a following start.
+	deadline=$(($(now) + 5))
+	while kill -0 "$pid" 2>/dev/null && (($(now) < deadline)); do sleep 0.1; done
+	rm -f "$PID_FILE"
+	log "maestro server stopped"
+}
+
+cmd_restart() {
+	validate_settings
+	cmd_stop
+	check_ports_free
+	local bin
+	bin=$(cmd_build)
+	ensure_postgres
+	ensure_database # keep the data: only create it if it is missing
+	write_db_files
+	launch "$bin"
+}
+
+cmd_consumer() {
+	(($# > 0)) || die "usage: maestro.sh consumer NAME..."
+	local name resp code body
+	for name in "$@"; do
+		# Consumer names are cluster names: RFC 1123 labels. Checking this also
+		# keeps the JSON below well-formed.
+		[[ $name =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "invalid consumer name '$name' (want an RFC 1123 label)"
+		resp=$(curl -sS -w '\n%{http_code}' --max-time 10 \
+			-X POST -H 'Content-Type: application/json' \
+			-d "{\"name\":\"$name\"}" \
+			"http://$HOST:$HTTP_PORT/api/maestro/v1/consumers") ||
+			die "could not reach maestro at http://$HOST:$HTTP_PORT"
+		code=${resp##*$'\n'}
+		body=${resp%$'\n'*}
+		case $code in
+		201 | 200) log "consumer $name registered" ;;
+		# The server answers a duplicate with 409 and reason "This Consumer already exists".
+		409) log "consumer $name already exists" ;;
+		*)
+			if grep -qi 'already exists' <<<"$body"; then
+				log "consumer $name already exists"
+			else
+				die "registering consumer $name: HTTP $code: $body"
+			fi
+			;;
+		esac
+	done
+}
+
+cmd_env() {
+	cat <<EOF
+export MAESTRO_HTTP_ENDPOINT=http://$HOST:$HTTP_PORT
+export MAESTRO_GRPC_ENDPOINT=$HOST:$GRPC_PORT
+export MAESTRO_GRPC_BROKER_ENDPOINT=$HOST:$GRPC_BROKER_PORT
+export MAESTRO_HEALTH_ENDPOINT=http://$HOST:$HEALTH_PORT/healthcheck
+export MAESTRO_METRICS_ENDPOINT=http://$HOST:$METRICS_PORT/metrics
+export MAESTRO_CTL=$SCRIPT_PATH
+EOF
+}
+
+cmd_status() {
+	local pid
+	if pid=$(running_pid); then
+		if healthy; then
+			echo "running (pid $pid), healthy"
+		else
+			echo "running (pid $pid), not healthy"
+			return 1
+		fi
+	else
+		echo "not running"
+		return 1
+	fi
+}
+
+main() {
+	local cmd=${1:-}
+	(($# > 0)) && shift
+	case $cmd in
+	build) cmd_build ;;
+	start) cmd_start ;;
+	stop) cmd_stop ;;
+	restart) cmd_restart ;;
+	consumer) cmd_consumer "$@" ;;
+	env) cmd_env ;;
+	status) cmd_status ;;
+	*)
+		sed -n '2,/^set -euo/p' "$SCRIPT_PATH" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

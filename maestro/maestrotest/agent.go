@@ -1,0 +1,568 @@
+package maestrotest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubetypes "k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/client-go/util/jsonpath"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
+	workv1 "open-cluster-management.io/api/work/v1"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/options"
+	clientutils "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/agent/codec"
+	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
+)
+
+// Reasons the simulated agent puts on the conditions it reports.
+const (
+	ReasonApplied     = workv1.AppliedManifestComplete // "AppliedManifestComplete" (per manifest)
+	ReasonWorkApplied = "AppliedManifestWorkComplete"
+	ReasonApplyFailed = workv1.AppliedManifestFailed // "AppliedManifestFailed"
+	ReasonAvailable   = "ResourcesAvailable"
+	ReasonUnavailable = "ResourcesNotAvailable"
+	ReasonDegraded    = "SimulatedDegradation"
+)
+
+// AgentOptions shapes how the simulated agent behaves.
+type AgentOptions struct {
+	// Delay is how long the agent waits after it receives a work (or a new
+	// generation of it, or its deletion) before it reports. Zero reports at once.
+	Delay time.Duration
+
+	// Fail, when set, is asked about every work before the agent reports on it
+	// (it gets a copy). A nil result means success: Applied, Available True.
+	// An error makes the agent report Applied=False and Available=False with
+	// the error's message, as when applying failed. An error wrapping
+	// ErrDegraded (see Degraded) instead reports Applied and Available True
+	// and Degraded=True with the message.
+	//
+	// The agent asks again whenever the server sends the work again (a new
+	// generation, a resync) and on Reconcile, so a test can flip the answer.
+	Fail func(work *workv1.ManifestWork) error
+
+	// Status, when set, supplies the `.status` of a manifest as the agent would
+	// read it from the cluster; status feedback rules are evaluated against
+	// it. Returning nil falls back to the manifest's own status, then to a
+	// plausible synthesized one (e.g. a Deployment with all replicas ready, a
+	// Job that has completed).
+	Status func(work *workv1.ManifestWork, manifest *unstructured.Unstructured) map[string]interface{}
+
+	// Logf receives the agent's diagnostics. Defaults to klog.
+	Logf func(format string, args ...interface{})
+}
+
+// ErrDegraded marks a Fail error as a degradation rather than a failure to apply.
+var ErrDegraded = errors.New("degraded")
+
+// Degraded returns an error for AgentOptions.Fail that makes the agent report
+// the work applied and available but Degraded=True with the given message.
+// errors.Is(err, ErrDegraded) is true for it.
+func Degraded(message string) error {
+	return degradedError(message)
+}
+
+type degradedError string
+
+func (e degradedError) Error() string        { return string(e) }
+func (e degradedError) Is(target error) bool { return target == ErrDegraded }
+
+// Agent stands in for a Maestro agent on one consumer: it receives the
+// consumer's ManifestWorks over Maestro's gRPC broker with the OCM SDK's
+// cloudevents work agent client (as Maestro's own integration tests do) and
+// publishes status as a real agent would, without applying anything anywhere.
+//
+// The agent knows works by the names Maestro gives them on the agent side:
+// the resource ID (see WorkID), not the name the source chose. Labels and
+// annotations are passed through, so Fail can also select works by label.
+type Agent struct {
+	consumer string
+	opts     AgentOptions
+
+	cancel context.CancelFunc
+	dialer *grpcoptions.GRPCDialer
+	store  *agentStore
+	client workv1client.ManifestWorkInterface
+	queue  workqueue.TypedRateLimitingInterface[string]
+	wg     sync.WaitGroup
+	stop   sync.Once
+
+	mu       sync.Mutex
+	reported map[string]string // fingerprint of the last status reported per work name
+}
+
+// StartAgent connects a simulated agent for consumerName to the gRPC broker
+// at grpcBrokerEndpoint (host:port) and starts processing works. The
+// connection is made in the background and retried, so a wrong endpoint shows
+// up as works never getting status, not as an error here. On (re)connection
+// the agent asks the server to resend the consumer's works, so works created
+// before it started, or while it was disconnected, are picked up.
+func StartAgent(ctx context.Context, grpcBrokerEndpoint, consumerName string, opts AgentOptions) (*Agent, error) {
+	if grpcBrokerEndpoint == "" {
+		return nil, fmt.Errorf("maestrotest: gRPC broker endpoint is empty")
+	}
+	if consumerName == "" {
+		return nil, fmt.Errorf("maestrotest: consumer name is empty")
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(format string, args ...interface{}) {
+			klog.InfofDepth(1, "maestrotest agent "+consumerName+": "+format, args...)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &Agent{
+		consumer: consumerName,
+		opts:     opts,
+		cancel:   cancel,
+		dialer:   &grpcoptions.GRPCDialer{URL: grpcBrokerEndpoint},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 2*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "maestrotest-agent-" + consumerName},
+		),
+		reported: map[string]string{},
+	}
+	a.store = newAgentStore(a.enqueue)
+
+	clientOptions := options.NewGenericClientOptions(
+		&grpcoptions.GRPCOptions{Dialer: a.dialer},
+		codec.NewManifestBundleCodec(),
+		consumerName+"-maestrotest-agent", // client ID
+	).WithClusterName(consumerName).
+		WithClientWatcherStore(a.store)
+	holder, err := work.NewAgentClientHolder(ctx, clientOptions)
+	if err != nil {
+		cancel()
+		a.queue.ShutDown()
+		return nil, fmt.Errorf("maestrotest: start agent client for %q: %w", consumerName, err)
+	}
+	a.client = holder.ManifestWorks(consumerName)
+	a.wg.Add(1)
+	go a.work(ctx)
+	return a, nil
+}
+
+// WorkID is the name a work has on the agent side: Maestro's resource ID, a
+// UUIDv5 of the source ID, the ManifestWork group/resource, the consumer and
+// the work's name as the source created it.
+func WorkID(sourceID, consumer, name string) string {
+	return clientutils.UID(sourceID, common.ManifestWorkGR.String(), consumer, name)
+}
+
+// Consumer returns the consumer name the agent serves.
+func (a *Agent) Consumer() string { return a.consumer }
+
+// Stop disconnects the agent and waits for its goroutines. Works stay on the
+// server as they are; a new agent for the same consumer picks them up.
+func (a *Agent) Stop() {
+	a.stop.Do(func() {
+		a.cancel()
+		a.queue.ShutDown()
+		a.wg.Wait()
+		_ = a.dialer.Close()
+	})
+}
+
+// Works returns a snapshot of the works the agent holds (deep copies, with the
+// status it last reported), named by resource ID (see WorkID).
+func (a *Agent) Works() []*workv1.ManifestWork {
+	list, _ := a.store.ListAll(context.Background())
+	return list
+}
+
+// Reconcile makes the agent look at every work again (after Delay), asking
+// Fail and Status afresh, as a real agent's periodic resync would.
+func (a *Agent) Reconcile() {
+	for _, w := range a.Works() {
+		a.enqueue(w.Name)
+	}
+}
+
+func (a *Agent) enqueue(name string) {
+	if a.opts.Delay > 0 {
+		a.queue.AddAfter(name, a.opts.Delay)
+	} else {
+		a.queue.Add(name)
+	}
+}
+
+func (a *Agent) work(ctx context.Context) {
+	defer a.wg.Done()
+	for {
+		name, shutdown := a.queue.Get()
+		if shutdown {
+			return
+		}
+		err := a.process(ctx, name)
+		switch {
+		case ctx.Err() != nil:
+			a.queue.Forget(name)
+		case err != nil:
+			a.opts.Logf("work %s: %v (will retry)", name, err)
+			a.queue.AddRateLimited(name)
+		default:
+			a.queue.Forget(name)
+		}
+		a.queue.Done(name)
+	}
+}
+
+// process reports on one work: its status, or its deletion.
+func (a *Agent) process(ctx context.Context, name string) error {
+	w, exists, _ := a.store.Get(ctx, a.consumer, name)
+	if !exists {
+		a.mu.Lock()
+		delete(a.reported, name)
+		a.mu.Unlock()
+		return nil
+	}
+	if !w.DeletionTimestamp.IsZero() {
+		return a.finalize(ctx, w)
+	}
+
+	status := a.buildStatus(w)
+	fingerprint := statusFingerprint(w.Generation, status)
+	a.mu.Lock()
+	same := a.reported[name] == fingerprint
+	a.mu.Unlock()
+	if same {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]interface{}{
+		// "0" tells the SDK's agent client to skip its resource version check:
+		// works arrive with an empty resource version, which it would refuse.
+		// The agent's store guards against stale writes instead.
+		"metadata": map[string]interface{}{"resourceVersion": "0"},
+		"status":   status,
+	})
+	if err != nil {
+		return err
+	}
+	// Publishes the status to Maestro, then writes it to the store.
+	if _, err := a.client.Patch(ctx, name, kubetypes.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return fmt.Errorf("publish status: %w", err)
+	}
+	a.mu.Lock()
+	a.reported[name] = fingerprint
+	a.mu.Unlock()
+	return nil
+}
+
+// finalize plays the agent's part in deletion: the SDK marks a work deleted by
+// the source as deleting with the manifest-work-cleanup finalizer; a real
+// agent removes the applied resources and then the finalizer. Once no
+// finalizer is left, the SDK's agent client publishes the Deleted condition
+// (from a 2 s loop) and Maestro removes the work.
+func (a *Agent) finalize(ctx context.Context, w *workv1.ManifestWork) error {
+	var keep []string
+	found := false
+	for _, f := range w.Finalizers {
+		if f == workv1.ManifestWorkFinalizer {
+			found = true
+			continue
+		}
+		keep = append(keep, f)
+	}
+	if !found {
+		return nil
+	}
+	var finalizers interface{} // JSON null removes the field
+	if len(keep) > 0 {
+		finalizers = keep
+	}
+	patch, err := json.Marshal(map[string]interface{}{
+		"metadata": map[string]interface{}{"resourceVersion": "0", "finalizers": finalizers},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := a.client.Patch(ctx, w.Name, kubetypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("remove finalizer: %w", err)
+	}
+	return nil
+}
+
+func statusFingerprint(generation int64, status workv1.ManifestWorkStatus) string {
+	// Transition times change on every build; leave them out of the comparison.
+	s := status.DeepCopy()
+	for i := range s.Conditions {
+		s.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	for i := range s.ResourceStatus.Manifests {
+		for j := range s.ResourceStatus.Manifests[i].Conditions {
+			s.ResourceStatus.Manifests[i].Conditions[j].LastTransitionTime = metav1.Time{}
+		}
+	}
+	b, _ := json.Marshal(s)
+	return fmt.Sprintf("%d/%s", generation, b)
+}
+
+// buildStatus computes the status a real agent would report for w.
+func (a *Agent) buildStatus(w *workv1.ManifestWork) workv1.ManifestWorkStatus {
+	var failure error
+	if a.opts.Fail != nil {
+		failure = a.opts.Fail(w.DeepCopy())
+	}
+	degraded := failure != nil && errors.Is(failure, ErrDegraded)
+	applyFailed := failure != nil && !degraded
+	gen := w.Generation
+
+	status := w.Status.DeepCopy() // keeps transition times of unchanged conditions
+	set := func(conds *[]metav1.Condition, typ string, st metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(conds, metav1.Condition{
+			Type: typ, Status: st, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+
+	var manifests []workv1.ManifestCondition
+	for i, m := range w.Spec.Workload.Manifests {
+		mc := workv1.ManifestCondition{Conditions: []metav1.Condition{}}
+		obj := &unstructured.Unstructured{}
+		if err := utiljson.Unmarshal(m.Raw, &obj.Object); err != nil || obj.Object == nil {
+			mc.ResourceMeta = workv1.ManifestResourceMeta{Ordinal: int32(i)}
+			set(&mc.Conditions, workv1.ManifestApplied, metav1.ConditionFalse, ReasonApplyFailed, fmt.Sprintf("manifest %d is not a JSON object", i))
+			manifests = append(manifests, mc)
+			continue
+		}
+		gvk := obj.GroupVersionKind()
+		resource := guessResource(gvk.Kind)
+		mc.ResourceMeta = workv1.ManifestResourceMeta{
+			Ordinal: int32(i), Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind,
+			Resource: resource, Name: obj.GetName(), Namespace: obj.GetNamespace(),
+		}
+		if previous := findManifestCondition(w.Status.ResourceStatus.Manifests, mc.ResourceMeta); previous != nil {
+			mc.Conditions = append(mc.Conditions, previous.Conditions...)
+		}
+		if applyFailed {
+			set(&mc.Conditions, workv1.ManifestApplied, metav1.ConditionFalse, ReasonApplyFailed, failure.Error())
+			set(&mc.Conditions, workv1.ManifestAvailable, metav1.ConditionFalse, ReasonUnavailable, "the resource was not applied")
+			meta.RemoveStatusCondition(&mc.Conditions, workv1.ManifestDegraded)
+			manifests = append(manifests, mc)
+			continue
+		}
+		set(&mc.Conditions, workv1.ManifestApplied, metav1.ConditionTrue, ReasonApplied, "Apply manifest complete")
+		set(&mc.Conditions, workv1.ManifestAvailable, metav1.ConditionTrue, "ResourceAvailable", "Resource is available")
+		if degraded {
+			set(&mc.Conditions, workv1.ManifestDegraded, metav1.ConditionTrue, ReasonDegraded, failure.Error())
+		} else {
+			meta.RemoveStatusCondition(&mc.Conditions, workv1.ManifestDegraded)
+		}
+		mc.StatusFeedbacks = a.feedback(w, obj, gvk, resource)
+		manifests = append(manifests, mc)
+	}
+	status.ResourceStatus.Manifests = manifests
+
+	switch {
+	case applyFailed:
+		set(&status.Conditions, workv1.WorkApplied, metav1.ConditionFalse, ReasonApplyFailed, failure.Error())
+		set(&status.Conditions, workv1.WorkAvailable, metav1.ConditionFalse, ReasonUnavailable, "not all resources are available")
+		set(&status.Conditions, workv1.WorkProgressing, metav1.ConditionTrue, workv1.WorkProgressingReasonFailed, failure.Error())
+		meta.RemoveStatusCondition(&status.Conditions, workv1.WorkDegraded)
+	default:
+		set(&status.Conditions, workv1.WorkApplied, metav1.ConditionTrue, ReasonWorkApplied, "Apply manifest work complete")
+		set(&status.Conditions, workv1.WorkAvailable, metav1.ConditionTrue, ReasonAvailable, "All resources are available")
+		set(&status.Conditions, workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonCompleted, "All resources are applied and available")
+		if degraded {
+			set(&status.Conditions, workv1.WorkDegraded, metav1.ConditionTrue, ReasonDegraded, failure.Error())
+		} else {
+			meta.RemoveStatusCondition(&status.Conditions, workv1.WorkDegraded)
+		}
+	}
+	return *status
+}
+
+func findManifestCondition(conds []workv1.ManifestCondition, m workv1.ManifestResourceMeta) *workv1.ManifestCondition {
+	for i := range conds {
+		if conds[i].ResourceMeta == m {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// feedback evaluates the feedback rules of the manifest configs that match the
+// manifest against its (simulated) status, as the work agent's status
+// feedback controller does.
+func (a *Agent) feedback(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind, resource string) workv1.StatusFeedbackResult {
+	var rules []workv1.FeedbackRule
+	for _, c := range w.Spec.ManifestConfigs {
+		id := c.ResourceIdentifier
+		if id.Group == gvk.Group && id.Resource == resource && matches(id.Name, obj.GetName()) && matches(id.Namespace, obj.GetNamespace()) {
+			rules = append(rules, c.FeedbackRules...)
+		}
+	}
+	if len(rules) == 0 {
+		return workv1.StatusFeedbackResult{}
+	}
+	status := a.simulatedStatus(w, obj, gvk)
+	var values []workv1.FeedbackValue
+	for _, rule := range rules {
+		var paths []workv1.JsonPath
+		switch rule.Type {
+		case workv1.JSONPathsType:
+			paths = rule.JsonPaths
+		case workv1.WellKnownStatusType:
+			paths = wellKnownStatus[gvk.GroupKind()]
+		}
+		for _, p := range paths {
+			if v, ok := evaluate(status, p); ok {
+				values = append(values, v)
+			} else {
+				a.opts.Logf("work %s: feedback %q: path %q gives no single value", w.Name, p.Name, p.Path)
+			}
+		}
+	}
+	return workv1.StatusFeedbackResult{Values: values}
+}
+
+func matches(pattern, value string) bool {
+	return pattern == value || pattern == "*"
+}
+
+// wellKnownStatus mirrors the work agent's WellKnownStatus feedback rules for
+// the kinds this project is likely to ship.
+var wellKnownStatus = map[schema.GroupKind][]workv1.JsonPath{
+	{Group: "apps", Kind: "Deployment"}: {
+		{Name: "ReadyReplicas", Path: ".readyReplicas"},
+		{Name: "Replicas", Path: ".replicas"},
+		{Name: "AvailableReplicas", Path: ".availableReplicas"},
+	},
+	{Group: "batch", Kind: "Job"}: {
+		{Name: "JobComplete", Path: `.conditions[?(@.type=="Complete")].status`},
+		{Name: "JobSucceeded", Path: ".succeeded"},
+	},
+	{Group: "", Kind: "Pod"}: {
+		{Name: "PodReady", Path: `.conditions[?(@.type=="Ready")].status`},
+		{Name: "PodPhase", Path: ".phase"},
+	},
+}
+
+// simulatedStatus is the `.status` the agent pretends to read from the cluster.
+func (a *Agent) simulatedStatus(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind) map[string]interface{} {
+	if a.opts.Status != nil {
+		if s := a.opts.Status(w.DeepCopy(), obj.DeepCopy()); s != nil {
+			return s
+		}
+	}
+	if s, ok := obj.Object["status"].(map[string]interface{}); ok && len(s) > 0 {
+		return s
+	}
+	ready := func(typ string) []interface{} {
+		return []interface{}{map[string]interface{}{
+			"type": typ, "status": "True", "reason": "SimulatedAgent", "message": "reported by the maestrotest agent",
+		}}
+	}
+	switch gvk.Kind {
+	case "Deployment", "StatefulSet", "ReplicaSet":
+		replicas, found, _ := unstructured.NestedInt64(obj.Object, "spec", "replicas")
+		if !found {
+			replicas = 1
+		}
+		return map[string]interface{}{
+			"observedGeneration": int64(1), "replicas": replicas, "readyReplicas": replicas,
+			"availableReplicas": replicas, "updatedReplicas": replicas, "conditions": ready("Available"),
+		}
+	case "Job":
+		completions, found, _ := unstructured.NestedInt64(obj.Object, "spec", "completions")
+		if !found {
+			completions = 1
+		}
+		return map[string]interface{}{"succeeded": completions, "active": int64(0), "conditions": ready("Complete")}
+	case "Pod":
+		return map[string]interface{}{"phase": "Running", "conditions": ready("Ready")}
+	case "Namespace":
+		return map[string]interface{}{"phase": "Active"}
+	default:
+		return map[string]interface{}{"conditions": ready("Ready")}
+	}
+}
+
+// evaluate reads one feedback value: the path is a kubectl-style JSONPath
+// relative to `.status`. Scalars become Integer/String/Boolean values; objects
+// and lists become JsonRaw (as the agent does with raw feedback enabled).
+// Missing fields, several matches and raw values over 1 KiB give nothing.
+func evaluate(status map[string]interface{}, p workv1.JsonPath) (workv1.FeedbackValue, bool) {
+	path := strings.TrimSpace(p.Path)
+	if path == "" || path == "." || path == "@" {
+		path = "@"
+	}
+	if !strings.HasPrefix(path, "{") {
+		path = "{" + path + "}"
+	}
+	jp := jsonpath.New(p.Name).AllowMissingKeys(true)
+	if err := jp.Parse(path); err != nil {
+		return workv1.FeedbackValue{}, false
+	}
+	results, err := jp.FindResults(status)
+	if err != nil || len(results) != 1 || len(results[0]) != 1 {
+		return workv1.FeedbackValue{}, false
+	}
+	rv := results[0][0]
+	for rv.Kind() == reflect.Interface || rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return workv1.FeedbackValue{}, false
+		}
+		rv = rv.Elem()
+	}
+	v := workv1.FeedbackValue{Name: p.Name}
+	switch rv.Kind() {
+	case reflect.String:
+		s := rv.String()
+		v.Value = workv1.FieldValue{Type: workv1.String, String: &s}
+	case reflect.Bool:
+		b := rv.Bool()
+		v.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &b}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i := rv.Int()
+		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &i}
+	case reflect.Float32, reflect.Float64:
+		f := rv.Float()
+		if f != float64(int64(f)) {
+			return workv1.FeedbackValue{}, false
+		}
+		i := int64(f)
+		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &i}
+	case reflect.Map, reflect.Slice:
+		raw, err := json.Marshal(rv.Interface())
+		if err != nil || len(raw) > 1024 {
+			return workv1.FeedbackValue{}, false
+		}
+		s := string(raw)
+		v.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
+	default:
+		return workv1.FeedbackValue{}, false
+	}
+	return v, true
+}
+
+// guessResource derives the plural resource name from a kind, as the API
+// server's default naming does for most kinds.
+func guessResource(kind string) string {
+	k := strings.ToLower(kind)
+	switch {
+	case k == "":
+		return ""
+	case k == "endpoints":
+		return k
+	case strings.HasSuffix(k, "s"), strings.HasSuffix(k, "x"), strings.HasSuffix(k, "ch"), strings.HasSuffix(k, "sh"):
+		return k + "es"
+	case strings.HasSuffix(k, "y") && len(k) > 1 && !strings.ContainsRune("aeiou", rune(k[len(k)-2])):
+		return k[:len(k)-1] + "ies"
+	default:
+		return k + "s"
+	}
+}

@@ -1,0 +1,216 @@
+package maestrotest
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	workv1 "open-cluster-management.io/api/work/v1"
+)
+
+// These tests need no Maestro server.
+
+func TestEvaluateFeedback(t *testing.T) {
+	status := map[string]interface{}{
+		"phase":         "Running",
+		"readyReplicas": int64(3),
+		"ratio":         float64(2),
+		"half":          float64(0.5),
+		"ready":         true,
+		"conditions": []interface{}{
+			map[string]interface{}{"type": "Ready", "status": "True"},
+			map[string]interface{}{"type": "Complete", "status": "False"},
+		},
+	}
+	for _, c := range []struct {
+		path string
+		want workv1.FieldValue
+		ok   bool
+	}{
+		{path: ".phase", want: workv1.FieldValue{Type: workv1.String, String: ptr("Running")}, ok: true},
+		{path: "{.phase}", want: workv1.FieldValue{Type: workv1.String, String: ptr("Running")}, ok: true},
+		{path: ".readyReplicas", want: workv1.FieldValue{Type: workv1.Integer, Integer: ptr(int64(3))}, ok: true},
+		{path: ".ratio", want: workv1.FieldValue{Type: workv1.Integer, Integer: ptr(int64(2))}, ok: true},
+		{path: ".ready", want: workv1.FieldValue{Type: workv1.Boolean, Boolean: ptr(true)}, ok: true},
+		{path: `.conditions[?(@.type=="Ready")].status`, want: workv1.FieldValue{Type: workv1.String, String: ptr("True")}, ok: true},
+		{path: ".conditions[1]", want: workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: ptr(`{"status":"False","type":"Complete"}`)}, ok: true},
+		{path: ".half"},                 // not an integer
+		{path: ".missing"},              // no value
+		{path: ".conditions[*].status"}, // several values
+		{path: ".conditions[?("},        // does not parse
+	} {
+		got, ok := evaluate(status, workv1.JsonPath{Name: "v", Path: c.path})
+		if ok != c.ok {
+			t.Errorf("evaluate(%q) ok = %v, want %v (%+v)", c.path, ok, c.ok, got)
+			continue
+		}
+		if ok && !equalFieldValue(got.Value, c.want) {
+			t.Errorf("evaluate(%q) = %s, want %s", c.path, show(got.Value), show(c.want))
+		}
+	}
+	whole, ok := evaluate(map[string]interface{}{"phase": "Active"}, workv1.JsonPath{Name: "all", Path: "."})
+	if !ok || whole.Value.JsonRaw == nil || *whole.Value.JsonRaw != `{"phase":"Active"}` {
+		t.Errorf("evaluate(.) = %+v, %v", whole, ok)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func equalFieldValue(a, b workv1.FieldValue) bool {
+	return show(a) == show(b)
+}
+
+func show(v workv1.FieldValue) string {
+	switch {
+	case v.String != nil:
+		return string(v.Type) + ":" + *v.String
+	case v.JsonRaw != nil:
+		return string(v.Type) + ":" + *v.JsonRaw
+	case v.Integer != nil:
+		return string(v.Type) + ":" + strconv.FormatInt(*v.Integer, 10)
+	case v.Boolean != nil:
+		if *v.Boolean {
+			return string(v.Type) + ":true"
+		}
+		return string(v.Type) + ":false"
+	}
+	return string(v.Type) + ":<nil>"
+}
+
+func TestGuessResource(t *testing.T) {
+	for kind, want := range map[string]string{
+		"Deployment": "deployments", "Namespace": "namespaces", "Ingress": "ingresses",
+		"NetworkPolicy": "networkpolicies", "Gateway": "gateways", "Endpoints": "endpoints", "": "",
+	} {
+		if got := guessResource(kind); got != want {
+			t.Errorf("guessResource(%q) = %q, want %q", kind, got, want)
+		}
+	}
+}
+
+func testWork(gen int64, manifests ...map[string]interface{}) *workv1.ManifestWork {
+	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{Name: "w", Namespace: "c", UID: "uid-1", Generation: gen}}
+	for _, m := range manifests {
+		u := unstructured.Unstructured{Object: m}
+		raw, _ := u.MarshalJSON()
+		w.Spec.Workload.Manifests = append(w.Spec.Workload.Manifests, workv1.Manifest{RawExtension: runtime.RawExtension{Raw: raw}})
+	}
+	return w
+}
+
+// The store must not let a status patch that was in flight write an older
+// generation, or a non-deleting copy, over what the server sent since.
+func TestAgentStoreRefusesStaleWrites(t *testing.T) {
+	var notified []string
+	s := newAgentStore(func(name string) { notified = append(notified, name) })
+	ctx := context.Background()
+
+	if err := s.HandleReceivedResource(ctx, testWork(1)); err != nil {
+		t.Fatal(err)
+	}
+	inFlight, _, _ := s.Get(ctx, "c", "w") // what a status patch read
+	if err := s.HandleReceivedResource(ctx, testWork(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(inFlight); err == nil {
+		t.Fatal("update with generation 1 over generation 2 was accepted")
+	}
+
+	current, _, _ := s.Get(ctx, "c", "w")
+	deleting := testWork(2)
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	deleting.Finalizers = []string{workv1.ManifestWorkFinalizer}
+	if err := s.HandleReceivedResource(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(current); err == nil {
+		t.Fatal("update that undoes a deletion was accepted")
+	}
+	got, ok, _ := s.Get(ctx, "c", "w")
+	if !ok || got.DeletionTimestamp.IsZero() || len(got.Finalizers) != 1 {
+		t.Fatalf("stored work = %+v, want it deleting with the finalizer", got)
+	}
+	if len(notified) != 3 {
+		t.Errorf("notified %v, want one notification per received work", notified)
+	}
+
+	// A deletion without finalizers removes the work.
+	gone := deleting.DeepCopy()
+	gone.Finalizers = nil
+	if err := s.HandleReceivedResource(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Get(ctx, "c", "w"); ok {
+		t.Fatal("work still stored after a deletion without finalizers")
+	}
+}
+
+func TestBuildStatus(t *testing.T) {
+	deploy := map[string]interface{}{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]interface{}{"name": "web", "namespace": "ns"},
+		"spec":     map[string]interface{}{"replicas": int64(2)},
+	}
+	w := testWork(4, deploy)
+	w.Spec.ManifestConfigs = []workv1.ManifestConfigOption{{
+		ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"},
+		FeedbackRules: []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{
+			{Name: "ready", Path: ".readyReplicas"}, {Name: "conditions", Path: ".conditions"},
+		}}},
+	}}
+	a := &Agent{opts: AgentOptions{Logf: t.Logf}}
+
+	st := a.buildStatus(w)
+	for _, typ := range []string{workv1.WorkApplied, workv1.WorkAvailable} {
+		c := meta.FindStatusCondition(st.Conditions, typ)
+		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != 4 {
+			t.Errorf("%s = %+v", typ, c)
+		}
+	}
+	if len(st.ResourceStatus.Manifests) != 1 {
+		t.Fatalf("manifests = %+v", st.ResourceStatus.Manifests)
+	}
+	m := st.ResourceStatus.Manifests[0]
+	if m.ResourceMeta.Resource != "deployments" || m.ResourceMeta.Group != "apps" || m.ResourceMeta.Name != "web" {
+		t.Errorf("resource meta = %+v", m.ResourceMeta)
+	}
+	if len(m.StatusFeedbacks.Values) != 2 || *m.StatusFeedbacks.Values[0].Value.Integer != 2 ||
+		m.StatusFeedbacks.Values[1].Value.Type != workv1.JsonRaw {
+		t.Errorf("feedback = %+v", m.StatusFeedbacks.Values)
+	}
+
+	a.opts.Fail = func(*workv1.ManifestWork) error { return errors.New("quota exceeded") }
+	st = a.buildStatus(w)
+	if c := meta.FindStatusCondition(st.Conditions, workv1.WorkApplied); c == nil || c.Status != metav1.ConditionFalse || c.Message != "quota exceeded" {
+		t.Errorf("Applied on failure = %+v", c)
+	}
+
+	a.opts.Fail = func(*workv1.ManifestWork) error { return Degraded("slow") }
+	st = a.buildStatus(w)
+	if c := meta.FindStatusCondition(st.Conditions, workv1.WorkDegraded); c == nil || c.Status != metav1.ConditionTrue || c.Message != "slow" {
+		t.Errorf("Degraded = %+v", c)
+	}
+	if !meta.IsStatusConditionTrue(st.Conditions, workv1.WorkAvailable) {
+		t.Errorf("a degraded work should stay Available: %+v", st.Conditions)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	t.Setenv(EnvHTTPEndpoint, "http://127.0.0.1:1/")
+	t.Setenv(EnvGRPCEndpoint, "127.0.0.1:2")
+	t.Setenv(EnvGRPCBrokerEndpoint, "")
+	if _, ok := Endpoints(); ok {
+		t.Fatal("Endpoints ok without a broker endpoint")
+	}
+	t.Setenv(EnvGRPCBrokerEndpoint, "127.0.0.1:3")
+	e, ok := Endpoints()
+	if !ok || e.HTTPEndpoint != "http://127.0.0.1:1" || e.GRPCBrokerEndpoint != "127.0.0.1:3" {
+		t.Fatalf("Endpoints() = %+v, %v", e, ok)
+	}
+}
