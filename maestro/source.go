@@ -38,6 +38,10 @@ const (
 	// msgUnderDeletion is Maestro's answer to a patch of a work it is
 	// deleting.
 	msgUnderDeletion = "the resource is under deletion"
+	// msgCreateConflict is Maestro's answer (services.handleCreateError)
+	// to a Create of a work another writer created after the client's own
+	// existence check: the same race as the client's AlreadyExists.
+	msgCreateConflict = "This Resource already exists"
 	// msgBundleUpdateInvalid prefixes Maestro's refusal of an update that
 	// fails ValidateManifestBundleUpdate: servers before mid-2026 refuse to
 	// add, remove, reorder or rename manifests in place.
@@ -271,7 +275,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			case err == nil:
 				log.Debug("work created", "maestroGeneration", created.Generation)
 				return created, nil
-			case apierrors.IsAlreadyExists(err):
+			case apierrors.IsAlreadyExists(err) || isPublishError(err, msgCreateConflict):
 				// Another applier created it after our read.
 				if err := again("created concurrently", err); err != nil {
 					return nil, err
@@ -319,7 +323,14 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			if err := again("deleted concurrently", err); err != nil {
 				return nil, err
 			}
-		case isBundleUpdateRefused(err) && !recreated && manifestSetChanged(stored, desired):
+		case isBundleUpdateRefused(err) && manifestSetChanged(stored, desired):
+			if recreated {
+				// Another writer recreated the work with another manifest
+				// set after we did: a lost race like any other, bounded.
+				if err := again("recreated concurrently", err); err != nil {
+					return nil, err
+				}
+			}
 			log.Info("Maestro refuses to change the manifest set in place; deleting and recreating the work",
 				"error", err)
 			if err := d.Delete(ctx, ns, name); err != nil {
@@ -374,13 +385,14 @@ func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.Mani
 	return patched, nil
 }
 
-// waitGone polls until the work is gone, up to DeleteWait.
+// waitGone polls until the work is gone, or was created anew by another
+// writer (the caller then reads it and decides again), up to DeleteWait.
 func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.DeleteWait)
 	defer cancel()
 	for i := 1; ; i++ {
-		_, err := d.get(ctx, ns, name)
-		if apierrors.IsNotFound(err) {
+		w, err := d.get(ctx, ns, name)
+		if apierrors.IsNotFound(err) || (err == nil && w.DeletionTimestamp == nil) {
 			return nil
 		}
 		if err != nil && ctx.Err() == nil {

@@ -1,0 +1,119 @@
+package remote_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
+)
+
+func TestMain(m *testing.M) {
+	// The OCM SDK waits 5-10 s (then 25-50 s) before reconnecting a client
+	// to a restarted Maestro; tests that meet a restart should not.
+	maestrotest.SetReconnectDelay(500 * time.Millisecond)
+	os.Exit(m.Run())
+}
+
+// testLogger logs through t, so output shows with the failing test only.
+// Goroutines that outlive the test (the client's) log nowhere.
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func randomSuffix(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// newBackend connects a Backend to the local Maestro as sourceID; mutate
+// adjusts the options first.
+func newBackend(t testing.TB, env maestrotest.Env, sourceID string, mutate func(*remote.Options)) *remote.Backend {
+	t.Helper()
+	opts := remote.Options{
+		GRPCEndpoint: env.GRPCEndpoint,
+		HTTPEndpoint: env.HTTPEndpoint,
+		SourceID:     sourceID,
+		Logger:       testLogger(t),
+		DialTimeout:  5 * time.Second,
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := remote.New(ctx, opts)
+	if err != nil {
+		t.Fatalf("remote.New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// startAgents registers each consumer and runs a simulated agent on it for
+// the rest of the test.
+func startAgents(t testing.TB, env maestrotest.Env, opts maestrotest.AgentOptions, consumers ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range consumers {
+		if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, c); err != nil {
+			t.Fatal(err)
+		}
+		o := opts
+		if o.Logf == nil {
+			o.Logf = quietLogf(t)
+		}
+		agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(agent.Stop)
+	}
+}
+
+// quietLogf logs through t while the test runs.
+func quietLogf(t testing.TB) func(string, ...any) {
+	var mu sync.Mutex
+	done := false
+	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			t.Logf("agent: "+format, args...)
+		}
+	}
+}
