@@ -12,7 +12,8 @@ TEST_TIMEOUT ?= 30m
 # Integration tests fail (instead of skipping) when their services are missing.
 export REQUIRE_INTEGRATION ?= 1
 
--include deploy/local/maestro.mk
+include deploy/local/maestro.mk
+include deploy/local/kube/kube.mk
 
 .PHONY: build run test unit lint fmt vet fuzz bench services clean
 
@@ -30,13 +31,20 @@ run: build ## Replay the recorded events of every built-in adapter type on the e
 services: ## Start PostgreSQL and RabbitMQ when they are not running.
 	deploy/local/services.sh ensure
 
-test: services ## All tests, against real RabbitMQ, PostgreSQL and a local Maestro server.
+test: services ## All tests, against real RabbitMQ, PostgreSQL, a local Maestro server and kube-apiserver.
 	deploy/local/maestro.sh build
-	deploy/local/maestro.sh start
-	@set -e; trap 'deploy/local/maestro.sh stop' EXIT; \
+	deploy/local/kube/kube.sh build
+	@set -e; trap 'deploy/local/maestro.sh stop; deploy/local/kube/kube.sh stop' EXIT; \
+	  deploy/local/maestro.sh start; \
+	  deploy/local/kube/kube.sh start; \
 	  eval "$$(deploy/local/maestro.sh env)"; \
+	  eval "$$(deploy/local/kube/kube.sh env)"; \
 	  $(GO) vet ./...; \
-	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...; \
+	  (cd deploy/local/ocm-common-sqlparser && $(GO) test -count=1 ./...); \
+	  echo "--- disruptive tests (restart the shared RabbitMQ and Maestro), one package at a time"; \
+	  DISRUPTIVE_TESTS=1 MAESTROTEST_RESTART=1 RABBITMQ_RESTART_TEST=1 $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) \
+	    -run 'Disruptive|SurvivesMaestroRestart|TestBrokerRestart' ./cmd/adapter ./maestro/maestrotest ./events/rabbitmq
 
 unit: ## Tests that need no services (the integration ones skip).
 	REQUIRE_INTEGRATION=0 $(GO) test -count=1 ./...

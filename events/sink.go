@@ -51,3 +51,19 @@ func (s *JSONLSink) Publish(_ context.Context, ev cloudevents.Event) error {
 	}
 	return nil
 }
+
+// MultiSink publishes every event to each sink in turn and fails if any
+// fails; the pipeline then retries the whole event, and a sink that already
+// took the report takes it again (status reports are idempotent: the API
+// answers 204 to a repeat).
+type MultiSink []StatusSink
+
+// Publish implements StatusSink.
+func (m MultiSink) Publish(ctx context.Context, ev cloudevents.Event) error {
+	for _, s := range m {
+		if err := s.Publish(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -219,7 +219,7 @@ func (p *Pipeline) Stats() *Stats { return &p.stats }
 type job struct {
 	ev     events.Event
 	msg    *events.Message
-	riders []*events.Message
+	riders []*job
 }
 
 type keyState struct{ pending []*job }
@@ -341,8 +341,9 @@ func coalesce(pending []*job) *job {
 	}
 	for _, j := range pending {
 		if j != best {
-			best.riders = append(best.riders, j.msg)
+			best.riders = append(best.riders, j)
 			best.riders = append(best.riders, j.riders...)
+			j.riders = nil
 		}
 	}
 	return best
@@ -422,17 +423,19 @@ func (p *Pipeline) settle(j *job, r result) {
 		log.Warn("could not settle message; the broker will redeliver it", "outcome", r.outcome, "err", err)
 	}
 	p.stats.add(r.outcome)
-	for _, m := range j.riders {
+	for _, rider := range j.riders {
+		rlog := p.eventLogger(rider.ev)
 		var rerr error
 		if r.outcome == Requeued {
-			rerr = m.Settler.Requeue(ctx, "coalesced into a requeued event")
+			rerr = rider.msg.Settler.Requeue(ctx, "coalesced into a requeued event")
 			p.stats.add(Requeued)
 		} else {
-			rerr = m.Settler.Ack(ctx)
+			rlog.Debug("event settled", "outcome", Superseded, "coalesced_into", j.ev.ID)
+			rerr = rider.msg.Settler.Ack(ctx)
 			p.stats.add(Superseded)
 		}
 		if rerr != nil {
-			log.Warn("could not settle coalesced message", "transport_id", m.TransportID, "err", rerr)
+			rlog.Warn("could not settle coalesced message", "transport_id", rider.msg.TransportID, "err", rerr)
 		}
 	}
 }

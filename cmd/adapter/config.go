@@ -20,9 +20,23 @@ type Config struct {
 	AdapterName string `envconfig:"ADAPTER_NAME" desc:"adapter name in work names and status reports (default: the type)"`
 
 	// Delivery.
-	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default)"`
+	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default) or maestro (a Maestro server over gRPC, see MAESTRO_*)"`
 	EmbeddedAgentDelay time.Duration `envconfig:"EMBEDDED_AGENT_DELAY" default:"0s" desc:"embedded backend: how long the simulated agent waits before reporting status"`
-	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>)"`
+	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>); replicas of one adapter share it, different adapters must not"`
+
+	// DELIVERY=maestro: the Maestro server (maestro/remote.Options).
+	MaestroGRPCEndpoint       string        `envconfig:"MAESTRO_GRPC_ENDPOINT" desc:"maestro delivery: Maestro's gRPC server for source clients, host:port (e.g. maestro-grpc:8090)"`
+	MaestroHTTPEndpoint       string        `envconfig:"MAESTRO_HTTP_ENDPOINT" desc:"maestro delivery: Maestro's REST API base URL (e.g. http://maestro:8000); reads and the consumer check go there"`
+	MaestroCAFile             string        `envconfig:"MAESTRO_CA_FILE" desc:"maestro delivery: CA (PEM) verifying Maestro's certificates; setting it turns on TLS for gRPC"`
+	MaestroClientCertFile     string        `envconfig:"MAESTRO_CLIENT_CERT_FILE" desc:"maestro delivery: client certificate (PEM) for mTLS, with MAESTRO_CLIENT_KEY_FILE; re-read when it changes"`
+	MaestroClientKeyFile      string        `envconfig:"MAESTRO_CLIENT_KEY_FILE" desc:"maestro delivery: client key (PEM) for mTLS, with MAESTRO_CLIENT_CERT_FILE"`
+	MaestroTokenFile          string        `envconfig:"MAESTRO_TOKEN_FILE" desc:"maestro delivery: file holding a bearer token for gRPC and REST calls (needs TLS and an https REST URL); re-read when it changes"`
+	MaestroInsecure           bool          `envconfig:"MAESTRO_INSECURE_SKIP_VERIFY" default:"false" desc:"maestro delivery: use TLS but do not verify Maestro's certificates (test setups only)"`
+	MaestroHealthiness        time.Duration `envconfig:"MAESTRO_SERVER_HEALTHINESS_TIMEOUT" default:"20s" desc:"maestro delivery: reconnect when no heartbeat came from Maestro for this long"`
+	MaestroDialTimeout        time.Duration `envconfig:"MAESTRO_DIAL_TIMEOUT" default:"10s" desc:"maestro delivery: timeout of establishing one connection (TCP and TLS)"`
+	MaestroRequestTimeout     time.Duration `envconfig:"MAESTRO_REQUEST_TIMEOUT" default:"30s" desc:"maestro delivery: timeout of one REST request"`
+	MaestroUnavailableTimeout time.Duration `envconfig:"MAESTRO_UNAVAILABLE_TIMEOUT" default:"30s" desc:"maestro delivery: how long one apply/delete keeps retrying an unreachable Maestro before the attempt fails (transiently)"`
+	MaestroDeletePropagation  string        `envconfig:"MAESTRO_DELETE_PROPAGATION" default:"Foreground" desc:"maestro delivery: spec.deleteOption of works: Foreground (deleting a work deletes its resources) or Orphan"`
 
 	// The resources.
 	APIURL         string        `envconfig:"HYPERFLEET_API_URL" desc:"HyperFleet API base URL; resources are read with GET href"`
@@ -51,9 +65,10 @@ type Config struct {
 	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" default:"25s" desc:"on SIGTERM, how long in-flight events may finish"`
 
 	// Where events come from (adapter run) and where status goes.
-	Source     string   `envconfig:"SOURCE" default:"file" desc:"adapter run: event source: file"`
-	SourcePath []string `envconfig:"SOURCE_PATH" desc:"file source: recordings to read (comma-separated)"`
-	StatusOut  string   `envconfig:"STATUS_OUT" default:"-" desc:"file status events are appended to as JSON lines; - for stdout"`
+	Source      string   `envconfig:"SOURCE" default:"broker" desc:"adapter run: event source: broker (configured by broker.yaml / BROKER_* as for the HyperFleet broker library) or file"`
+	SourcePath  []string `envconfig:"SOURCE_PATH" desc:"file source: recordings to read (comma-separated)"`
+	StatusOut   string   `envconfig:"STATUS_OUT" desc:"file status events are appended to as JSON lines, - for stdout (replay default: -)"`
+	StatusToAPI bool     `envconfig:"STATUS_TO_API" default:"true" desc:"adapter run: also PUT each report to the HyperFleet API when HYPERFLEET_API_URL is set"`
 
 	// Operations (adapter run).
 	HealthAddr  string `envconfig:"HEALTH_ADDR" default:":8080" desc:"address of /healthz and /readyz; empty disables"`
@@ -78,10 +93,10 @@ func loadConfig() (Config, error) {
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdapterType, "adapter", c.AdapterType, "adapter type (env ADAPTER_TYPE)")
 	fs.StringVar(&c.AdapterName, "adapter-name", c.AdapterName, "adapter name (env ADAPTER_NAME, default the type)")
-	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default (env DELIVERY)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default; maestro = a Maestro server, see MAESTRO_* (env DELIVERY)")
 	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
-	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT)")
+	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT; replay default -)")
 	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "template directory, for --adapter template (env TEMPLATE_DIR)")
 	fs.StringVar(&c.Consumer, "consumer", c.Consumer, "consumer rule: name, fixed:<v>, label:<key>, spec:<path> (env CONSUMER_RULE)")
 	fs.StringVar(&c.Naming, "naming", c.Naming, "naming pattern: per-adapter or per-resource (env NAMING)")
@@ -101,9 +116,9 @@ func (c *Config) Validate() error {
 		c.AdapterName = c.AdapterType
 	}
 	switch c.Delivery {
-	case "embedded":
+	case "embedded", "maestro":
 	default:
-		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded", c.Delivery)
+		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded or maestro", c.Delivery)
 	}
 	switch c.LogFormat {
 	case "text", "json":

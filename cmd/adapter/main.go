@@ -4,6 +4,7 @@
 //
 //	adapter replay [flags] PATH...   replay recorded events (embedded delivery by default)
 //	adapter run [flags]              consume events from the configured source until SIGTERM
+//	adapter record [flags]           write the broker's events (and resource snapshots) as a recording
 //	adapter config                   print the effective configuration
 //	adapter version                  print the version
 //
@@ -42,6 +43,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(args[1:], stdout, stderr)
 	case "run":
 		return runCmd(args[1:], stdout, stderr)
+	case "record":
+		return recordCmd(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -65,6 +68,9 @@ commands:
                           file (CloudEvents, or {"event","resource","cluster"} lines), or a
                           directory of these; status events go to --status-out
   run [flags]             consume events from the configured source until SIGTERM
+  record [flags]          subscribe with a subscription of its own and append every event,
+                          with the resource snapshot when the API is reachable, as JSONL
+                          that replay reads (--out FILE, --subscription-id ID, --max N)
   config                  print the effective configuration (secrets redacted)
   version                 print the version
 

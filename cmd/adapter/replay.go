@@ -49,6 +49,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
 	}
+	if cfg.StatusOut == "" {
+		cfg.StatusOut = "-"
+	}
 	out, closeOut, err := openStatusOut(cfg.StatusOut, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)

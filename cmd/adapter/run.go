@@ -7,14 +7,13 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
-	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
 
 // runCmd consumes the configured source until it is exhausted or SIGTERM
-// arrives; then intake stops, in-flight events get DRAIN_TIMEOUT to finish,
-// the rest go back to the source, and the process exits 0.
+// arrives; then intake stops, /readyz turns 503, in-flight events get
+// DRAIN_TIMEOUT to finish, the rest go back to the broker, and the process
+// exits 0.
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig()
 	if err != nil {
@@ -38,39 +37,33 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	var src events.Source
-	switch cfg.Source {
-	case "file":
-		if len(cfg.SourcePath) == 0 {
-			fmt.Fprintln(stderr, "adapter run: SOURCE_PATH: not set (the file source needs recordings to read)")
-			return exitUsage
-		}
-		msgs, err := recording.Load(cfg.SourcePath...)
-		if err != nil {
-			fmt.Fprintln(stderr, "adapter run:", err)
-			return exitUsage
-		}
-		src = recording.NewSource(msgs)
-	default:
-		fmt.Fprintf(stderr, "adapter run: SOURCE: %q is not an event source, want file\n", cfg.Source)
-		return exitUsage
-	}
-	defer src.Close()
-
-	out, closeOut, err := openStatusOut(cfg.StatusOut, stdout)
+	ends, err := openSource(ctx, cfg, "", true, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter run:", err)
 		return exitUsage
 	}
-	defer closeOut()
+	defer ends.Close()
+	sink, closeSinks, err := statusSinks(cfg, ends.publisher, stdout, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter run:", err)
+		return exitUsage
+	}
+	defer closeSinks()
+
 	reg := newRegistry()
 	ready := newReadiness()
-	a, err := wire(ctx, cfg, pipelineConfig(cfg), events.NewJSONLSink(out), pipeline.NewMetrics(reg, cfg.AdapterType), log)
+	for name, check := range ends.ready {
+		ready.add(name, check)
+	}
+	a, err := wire(ctx, cfg, pipelineConfig(cfg), sink, pipeline.NewMetrics(reg, cfg.AdapterType), log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter run:", err)
 		return exitUsage
 	}
 	defer a.Close()
+	for name, check := range a.ready {
+		ready.add(name, check)
+	}
 	stopOps, err := startOps(cfg.HealthAddr, cfg.MetricsAddr, reg, ready, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter run:", err)
@@ -87,8 +80,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	defer stopWatch()
 	go func() { _ = a.pipeline.WatchStatus(watchCtx) }()
 
-	log.Info("adapter running", "adapter_type", cfg.AdapterType, "adapter_name", cfg.AdapterName, "delivery", cfg.Delivery, "source", cfg.Source, "version", version)
-	if err := a.pipeline.Run(ctx, src); err != nil {
+	log.Info("adapter running", "adapter_type", cfg.AdapterType, "adapter_name", cfg.AdapterName,
+		"delivery", cfg.Delivery, "source", cfg.Source, "version", version)
+	if err := a.pipeline.Run(ctx, ends.source); err != nil {
 		log.Error("adapter stopped", "err", err)
 		return exitFailed
 	}

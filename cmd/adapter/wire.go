@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
+	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -18,6 +20,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
 
@@ -51,6 +54,8 @@ func isTerminal(w io.Writer) bool {
 type app struct {
 	pipeline *pipeline.Pipeline
 	closers  []func() error
+	// ready holds readiness checks of the delivery backend.
+	ready map[string]func(context.Context) error
 }
 
 func (a *app) Close() error {
@@ -63,7 +68,7 @@ func (a *app) Close() error {
 
 // wire builds the pipeline: one of each seam, constructed once per process.
 func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.StatusSink, obs pipeline.Observer, log *slog.Logger) (*app, error) {
-	a := &app{}
+	a := &app{ready: map[string]func(context.Context) error{}}
 	fail := func(err error) (*app, error) {
 		_ = a.Close()
 		return nil, err
@@ -106,6 +111,22 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 			return fail(err)
 		}
 		a.closers = append(a.closers, func() error { backend.Close(); return nil })
+		delivery = backend
+	case "maestro":
+		backend, err := remote.New(ctx, remote.Options{
+			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
+			CAFile: cfg.MaestroCAFile, ClientCertFile: cfg.MaestroClientCertFile, ClientKeyFile: cfg.MaestroClientKeyFile,
+			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure,
+			ServerHealthinessTimeout: cfg.MaestroHealthiness, DialTimeout: cfg.MaestroDialTimeout,
+			RequestTimeout: cfg.MaestroRequestTimeout, UnavailableTimeout: cfg.MaestroUnavailableTimeout,
+			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
+			Logger:            log,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("DELIVERY=maestro: %w", err))
+		}
+		a.closers = append(a.closers, backend.Close)
+		a.ready["maestro"] = backend.Ready
 		delivery = backend
 	}
 
@@ -210,3 +231,5 @@ func templateValues(file string) (map[string]any, error) {
 	}
 	return v, nil
 }
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+)
+
+// recordCmd subscribes with its own subscription id (so it takes nothing
+// from the adapters' consumer group) and appends every event, with the
+// resource snapshot when the API is reachable, as a JSONL line that
+// `adapter replay` reads. A message is acknowledged once its line is
+// written and synced.
+func recordCmd(args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter:", err)
+		return exitUsage
+	}
+	fs := newFlagSet("record", stderr)
+	cfg.bindFlags(fs)
+	out := fs.String("out", "-", "recording file to append to, - for stdout")
+	subscription := fs.String("subscription-id", os.Getenv("RECORD_SUBSCRIPTION_ID"), "subscription id of the recorder (env RECORD_SUBSCRIPTION_ID; default <adapter subscription>-recorder)")
+	maxEvents := fs.Int("max", 0, "stop after this many events (0: until SIGTERM)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if cfg.AdapterType == "" {
+		cfg.AdapterType = "record" // Validate wants one; the recorder builds nothing
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "adapter record:", err)
+		return exitUsage
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter record:", err)
+		return exitUsage
+	}
+	sub := *subscription
+	if sub == "" {
+		sub = "recorder"
+		if id := os.Getenv("HYPERFLEET_BROKER_SUBSCRIPTION_ID"); id != "" {
+			sub = id + "-recorder"
+		} else if id := os.Getenv("BROKER_SUBSCRIPTION_ID"); id != "" {
+			sub = id + "-recorder"
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ends, err := openSource(ctx, cfg, sub, false, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter record:", err)
+		return exitUsage
+	}
+	defer ends.Close()
+	var reader hyperfleet.ResourceReader
+	if cfg.APIURL != "" || cfg.APIDir != "" {
+		if reader, err = resourceReader(cfg, log); err != nil {
+			fmt.Fprintln(stderr, "adapter record:", err)
+			return exitUsage
+		}
+	}
+	w, closeOut, err := openStatusOut(*out, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter record: --out:", err)
+		return exitUsage
+	}
+	defer closeOut()
+	rec := recording.NewWriter(w)
+	decoder := events.NewDecoder(cfg.EventKinds...)
+
+	n := 0
+	for *maxEvents == 0 || n < *maxEvents {
+		msg, err := ends.source.Receive(ctx)
+		if errors.Is(err, io.EOF) || ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "adapter record:", err)
+			return exitFailed
+		}
+		entry, err := snapshotEntry(ctx, msg, decoder, reader)
+		if err != nil {
+			log.Warn("recording the event without a snapshot", "transport_id", msg.TransportID, "err", err)
+		}
+		if err := rec.Write(entry); err != nil {
+			_ = msg.Settler.Requeue(context.WithoutCancel(ctx), "recording not written")
+			fmt.Fprintln(stderr, "adapter record: write:", err)
+			return exitFailed
+		}
+		if err := msg.Settler.Ack(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("could not ack a recorded message; it may be recorded twice", "err", err)
+		}
+		n++
+	}
+	fmt.Fprintf(stderr, "record: %d events written\n", n)
+	return exitOK
+}
+
+// snapshotEntry turns a message into a recording entry: the event in
+// structured form, and the resource (and a node pool's cluster) as the API
+// returns them now. An event that does not decode is still recorded, as
+// it came, so that a replay reproduces the rejection.
+func snapshotEntry(ctx context.Context, msg *events.Message, decoder *events.Decoder, reader hyperfleet.ResourceReader) (recording.Entry, error) {
+	doc, err := events.Structured(msg)
+	if err != nil {
+		return recording.Entry{Event: msg.Body}, err
+	}
+	entry := recording.Entry{Event: doc}
+	if reader == nil {
+		return entry, nil
+	}
+	ev, err := decoder.Decode(msg)
+	if err != nil {
+		return entry, nil
+	}
+	res, err := reader.GetResource(ctx, ev.Href)
+	if err != nil {
+		return entry, err
+	}
+	if entry.Resource, err = jsonOf(res); err != nil {
+		return entry, err
+	}
+	if owner := res.OwnerReferences; owner != nil && owner.Href != "" {
+		cluster, err := reader.GetResource(ctx, owner.Href)
+		if err != nil {
+			return entry, err
+		}
+		entry.Cluster, err = jsonOf(cluster)
+		return entry, err
+	}
+	return entry, nil
+}
