@@ -13,6 +13,7 @@ import (
 
 	"github.com/lmittmann/tint"
 	workv1 "open-cluster-management.io/api/work/v1"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -35,10 +36,16 @@ func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL (--log-level): %q, want debug, info, warn or error", cfg.LogLevel)
 	}
+	var log *slog.Logger
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+		log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	} else {
+		log = slog.New(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !isTerminal(w)}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !isTerminal(w)})), nil
+	// The Maestro and Kubernetes clients log through klog; route it into
+	// the same handler so every line has one format.
+	klog.SetSlogLogger(log.With("component", "client"))
+	return log, nil
 }
 
 func isTerminal(w io.Writer) bool {
