@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
-	workv1 "open-cluster-management.io/api/work/v1"
 	"k8s.io/klog/v2"
+	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
