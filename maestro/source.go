@@ -260,7 +260,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
 				ns, name, why, attempts, cause))
 		}
-		log.Debug("applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
+		log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
 		if err := sleep(ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
 			return fmt.Errorf("applying work %s/%s: %w", ns, name, err)
 		}
@@ -273,7 +273,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			created, err := d.create(ctx, desired)
 			switch {
 			case err == nil:
-				log.Debug("work created", "maestroGeneration", created.Generation)
+				log.DebugContext(ctx, "work created", "maestroGeneration", created.Generation)
 				return created, nil
 			case apierrors.IsAlreadyExists(err) || isPublishError(err, msgCreateConflict):
 				// Another applier created it after our read.
@@ -297,7 +297,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 		if stored.DeletionTimestamp != nil {
 			// Maestro refuses to patch a work it is deleting, and Create
 			// says AlreadyExists until the agent confirms: wait it out.
-			log.Info("work is being deleted; waiting to recreate it")
+			log.InfoContext(ctx, "work is being deleted; waiting to recreate it")
 			if err := d.waitGone(ctx, ns, name); err != nil {
 				return nil, err
 			}
@@ -305,14 +305,14 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 		}
 
 		if upToDate(stored, desired) {
-			log.Debug("work unchanged", "maestroGeneration", stored.Generation)
+			log.DebugContext(ctx, "work unchanged", "maestroGeneration", stored.Generation)
 			return stored, nil
 		}
 
 		patched, err := d.patch(ctx, stored, desired)
 		switch {
 		case err == nil:
-			log.Debug("work patched", "maestroGeneration", patched.Generation)
+			log.DebugContext(ctx, "work patched", "maestroGeneration", patched.Generation)
 			return patched, nil
 		case isVersionConflict(err):
 			if err := again("changed concurrently", err); err != nil {
@@ -331,7 +331,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 					return nil, err
 				}
 			}
-			log.Info("Maestro refuses to change the manifest set in place; deleting and recreating the work",
+			log.InfoContext(ctx, "Maestro refuses to change the manifest set in place; deleting and recreating the work",
 				"error", err)
 			if err := d.Delete(ctx, ns, name); err != nil {
 				return nil, err

@@ -17,6 +17,7 @@ type Metrics struct {
 	retries      prometheus.Counter
 	deadLettered prometheus.Counter
 	reports      prometheus.Counter
+	delivery     *prometheus.HistogramVec
 }
 
 var _ Observer = (*Metrics)(nil)
@@ -42,8 +43,10 @@ func NewMetrics(reg prometheus.Registerer, adapterType string) *Metrics {
 			Help: "Events dead-lettered (permanent failure or retries exhausted).", ConstLabels: labels}),
 		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "hyperfleet_adapter_status_reports_total",
 			Help: "Status events published.", ConstLabels: labels}),
+		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hyperfleet_adapter_delivery_call_duration_seconds",
+			Help: "Delivery backend calls (Maestro, or Kubernetes for job delivery) by op (apply, delete, get) and result (ok, stale, error).", ConstLabels: labels, Buckets: buckets}, []string{"op", "result"}),
 	}
-	reg.MustRegister(m.received, m.handled, m.duration, m.phase, m.inFlight, m.retries, m.deadLettered, m.reports)
+	reg.MustRegister(m.received, m.handled, m.duration, m.phase, m.inFlight, m.retries, m.deadLettered, m.reports, m.delivery)
 	return m
 }
 
@@ -59,3 +62,8 @@ func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
 func (m *Metrics) Retried()           { m.retries.Inc() }
 func (m *Metrics) DeadLettered()      { m.deadLettered.Inc() }
 func (m *Metrics) StatusPublished()   { m.reports.Inc() }
+
+// DeliveryCall implements maestro.CallObserver.
+func (m *Metrics) DeliveryCall(op, result string, d time.Duration) {
+	m.delivery.WithLabelValues(op, result).Observe(d.Seconds())
+}

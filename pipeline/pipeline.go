@@ -360,6 +360,7 @@ type result struct {
 func (p *Pipeline) process(ctx context.Context, j *job) result {
 	log := p.eventLogger(j.ev)
 	ctx = withLogger(ctx, log)
+	ctx = withEventAttrs(ctx, eventAttrs(j.ev))
 	attempt := max(j.msg.Attempt, 1)
 	start := p.now()
 	for {
@@ -441,11 +442,21 @@ func (p *Pipeline) settle(j *job, r result) {
 }
 
 func (p *Pipeline) eventLogger(ev events.Event) *slog.Logger {
-	attrs := []any{"event_id", ev.ID, "kind", ev.Kind, "resource_id", ev.ResourceID, "generation", ev.Generation}
-	if tid := traceID(ev.TraceParent); tid != "" {
-		attrs = append(attrs, "trace_id", tid)
+	var args []any
+	for _, a := range eventAttrs(ev) {
+		args = append(args, a)
 	}
-	return p.log.With(attrs...)
+	return p.log.With(args...)
+}
+
+// eventAttrs are the fields every log line about ev carries.
+func eventAttrs(ev events.Event) []slog.Attr {
+	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("kind", ev.Kind),
+		slog.String("resource_id", ev.ResourceID), slog.Int64("generation", ev.Generation)}
+	if tid := traceID(ev.TraceParent); tid != "" {
+		attrs = append(attrs, slog.String("trace_id", tid))
+	}
+	return attrs
 }
 
 // traceID extracts the trace id from a W3C traceparent

@@ -73,6 +73,7 @@ type Config struct {
 	// Operations (adapter run).
 	HealthAddr  string `envconfig:"HEALTH_ADDR" default:":8080" desc:"address of /healthz and /readyz; empty disables"`
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090" desc:"address of /metrics (Prometheus); empty disables"`
+	PprofAddr   string `envconfig:"PPROF_ADDR" desc:"address of /debug/pprof/ (CPU and heap profiles, for benchmarks and investigations); empty (default) disables"`
 
 	// Logs.
 	LogFormat string `envconfig:"LOG_FORMAT" default:"text" desc:"text (colour, for people) or json (for machines)"`

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +61,11 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// startOps serves /healthz and /readyz on healthAddr and /metrics on
+// startOps serves /healthz and /readyz on healthAddr, /metrics on
 // metricsAddr (their own port, so metrics scraping never shares a listener
-// with probes). Empty addresses disable them. It returns a stop function.
-func startOps(healthAddr, metricsAddr string, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (func(), error) {
+// with probes) and, when pprofAddr is set, /debug/pprof/ on a third port.
+// Empty addresses disable them. It returns a stop function.
+func startOps(healthAddr, metricsAddr, pprofAddr string, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (func(), error) {
 	var servers []*http.Server
 	serve := func(addr string, h http.Handler) error {
 		ln, err := net.Listen("tcp", addr)
@@ -102,6 +104,21 @@ func startOps(healthAddr, metricsAddr string, reg *prometheus.Registry, ready *r
 		if err := serve(metricsAddr, mux); err != nil {
 			stop()
 			return nil, fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+	}
+	if pprofAddr != "" {
+		// Off unless asked for: profiles expose internals and a CPU profile
+		// costs while it runs. The handlers go on a mux of their own; the
+		// import's side effect on http.DefaultServeMux is never served.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if err := serve(pprofAddr, mux); err != nil {
+			stop()
+			return nil, fmt.Errorf("PPROF_ADDR: %w", err)
 		}
 	}
 	return stop, nil

@@ -64,7 +64,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	for name, check := range a.ready {
 		ready.add(name, check)
 	}
-	stopOps, err := startOps(cfg.HealthAddr, cfg.MetricsAddr, reg, ready, log)
+	stopOps, err := startOps(cfg.HealthAddr, cfg.MetricsAddr, cfg.PprofAddr, reg, ready, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter run:", err)
 		return exitUsage

@@ -38,9 +38,9 @@ func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 	}
 	var log *slog.Logger
 	if cfg.LogFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		log = slog.New(pipeline.ContextHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})))
 	} else {
-		log = slog.New(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !isTerminal(w)}))
+		log = slog.New(pipeline.ContextHandler(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !isTerminal(w)})))
 	}
 	// The Maestro and Kubernetes clients log through klog; route it into
 	// the same handler so every line has one format.
@@ -137,6 +137,9 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		delivery = backend
 	}
 
+	if calls, ok := obs.(maestro.CallObserver); ok {
+		delivery = maestro.Instrument(delivery, calls)
+	}
 	tracker := maestro.NewTracker(delivery, log)
 	trackCtx, stopTracking := context.WithCancel(ctx)
 	trackDone := make(chan struct{})
