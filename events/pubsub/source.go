@@ -72,7 +72,7 @@ type Source struct {
 	stopped chan struct{} // closed when Receive has returned for good
 
 	closeOnce sync.Once
-	attempts  *attemptTracker
+	attempts  *events.AttemptCounter
 	// receiveErr is why the last Receive call ended, until a message
 	// arrives again.
 	receiveErr atomic.Pointer[error]
@@ -113,7 +113,7 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		out:        make(chan *events.Message),
 		abandon:    make(chan struct{}),
 		stopped:    make(chan struct{}),
-		attempts:   newAttemptTracker(maxTrackedMessages),
+		attempts:   events.NewAttemptCounter(maxTrackedMessages),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -202,7 +202,7 @@ func (s *Source) run() {
 func (s *Source) handle(ctx context.Context, pm *gpubsub.Message) {
 	s.receiveErr.Store(nil)
 	st := &settler{s: s, pm: pm, receivedAt: time.Now(), done: make(chan struct{})}
-	attempt := s.attempts.seen(pm.ID)
+	attempt := s.attempts.Seen(pm.ID)
 	if pm.DeliveryAttempt != nil && *pm.DeliveryAttempt > attempt {
 		attempt = *pm.DeliveryAttempt
 	}
@@ -277,7 +277,7 @@ func (st *settler) Ack(ctx context.Context) error {
 	if err := st.result(ctx, "ack", st.pm.AckWithResult()); err != nil {
 		return err
 	}
-	st.s.attempts.forget(st.pm.ID)
+	st.s.attempts.Forget(st.pm.ID)
 	return nil
 }
 
@@ -325,7 +325,7 @@ func (st *settler) DeadLetter(ctx context.Context, reason string, attempts int) 
 		// dead-lettered again: a duplicate dead letter, nothing lost.
 		return err
 	}
-	s.attempts.forget(st.pm.ID)
+	s.attempts.Forget(st.pm.ID)
 	s.log.Info("pubsub: dead-lettered", "message", st.pm.ID, "dead_letter_topic", s.dlTopic, "attempts", attempts, "reason", reason)
 	return nil
 }
@@ -365,39 +365,4 @@ func truncate(s string) string {
 		cut--
 	}
 	return s[:cut] + deadLetterReasonEllipsis
-}
-
-// attemptTracker counts deliveries per message ID in this process, for
-// subscriptions without a dead-letter policy (DeliveryAttempt is then
-// unset). Bounded; entries go on Ack and DeadLetter.
-type attemptTracker struct {
-	mu     sync.Mutex
-	counts map[string]int
-	max    int
-}
-
-func newAttemptTracker(max int) *attemptTracker {
-	return &attemptTracker{counts: map[string]int{}, max: max}
-}
-
-func (a *attemptTracker) seen(key string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.counts[key] + 1
-	a.counts[key] = n
-	for k := range a.counts {
-		if len(a.counts) <= a.max {
-			break
-		}
-		if k != key {
-			delete(a.counts, k)
-		}
-	}
-	return n
-}
-
-func (a *attemptTracker) forget(key string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.counts, key)
 }

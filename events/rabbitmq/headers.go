@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -118,43 +117,6 @@ func identity(d *amqp.Delivery) string {
 	}
 	sum := sha256.Sum256(d.Body)
 	return "sha256:" + hex.EncodeToString(sum[:16])
-}
-
-// attemptTracker counts deliveries per message in this process: classic
-// queues tell a redelivery only by a flag, not how many there were.
-// Entries go when the message is acknowledged or dead-lettered; the map is
-// bounded, forgetting arbitrary entries when full (the count is a
-// best-effort floor, never a correctness matter).
-type attemptTracker struct {
-	mu     sync.Mutex
-	counts map[string]int
-	max    int
-}
-
-func newAttemptTracker(max int) *attemptTracker {
-	return &attemptTracker{counts: map[string]int{}, max: max}
-}
-
-func (a *attemptTracker) seen(key string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.counts[key] + 1
-	a.counts[key] = n
-	for k := range a.counts {
-		if len(a.counts) <= a.max {
-			break
-		}
-		if k != key {
-			delete(a.counts, k)
-		}
-	}
-	return n
-}
-
-func (a *attemptTracker) forget(key string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.counts, key)
 }
 
 // attempt combines what the broker and this process know.

@@ -46,26 +46,6 @@ func TestAttempt(t *testing.T) {
 	}
 }
 
-func TestAttemptTracker(t *testing.T) {
-	a := newAttemptTracker(3)
-	if a.seen("x") != 1 || a.seen("x") != 2 {
-		t.Fatal("counts do not grow")
-	}
-	a.forget("x")
-	if a.seen("x") != 1 {
-		t.Error("forget did not reset the count")
-	}
-	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		a.seen(k)
-	}
-	if len(a.counts) > 3 {
-		t.Errorf("tracker holds %d entries, bound is 3", len(a.counts))
-	}
-	if a.counts["e"] != 1 {
-		t.Error("the newest entry was evicted")
-	}
-}
-
 func TestIdentity(t *testing.T) {
 	if got := identity(&amqp.Delivery{Headers: amqp.Table{HeaderMessageUUID: "u"}, MessageId: "m"}); got != "u" {
 		t.Errorf("identity prefers the watermill uuid, got %q", got)

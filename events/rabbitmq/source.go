@@ -31,7 +31,7 @@ type Source struct {
 	cfg      SourceConfig
 	log      *slog.Logger
 	tag      string
-	attempts *attemptTracker
+	attempts *events.AttemptCounter
 
 	out     chan *events.Message
 	ctx     context.Context // ends at Close
@@ -62,7 +62,7 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("queue", cfg.Queue, "exchange", cfg.Exchange),
 		tag:      tag,
-		attempts: newAttemptTracker(maxTrackedMessages),
+		attempts: events.NewAttemptCounter(maxTrackedMessages),
 		out:      make(chan *events.Message),
 		stopped:  make(chan struct{}),
 	}
@@ -288,7 +288,7 @@ func (s *Source) message(sess *session, d *amqp.Delivery) *events.Message {
 		TransportID: id + "/" + strconv.FormatUint(d.DeliveryTag, 10),
 		Body:        d.Body,
 		Attributes:  attributes(d),
-		Attempt:     attempt(d, s.attempts.seen(key)),
+		Attempt:     attempt(d, s.attempts.Seen(key)),
 		ReceivedAt:  time.Now(),
 		Settler:     &settler{s: s, sess: sess, d: *d, key: key},
 	}
@@ -501,7 +501,7 @@ func (st *settler) Ack(context.Context) error {
 	if err := st.d.Ack(false); err != nil {
 		return st.failed("ack", err)
 	}
-	st.s.attempts.forget(st.key)
+	st.s.attempts.Forget(st.key)
 	return nil
 }
 
@@ -578,7 +578,7 @@ func (st *settler) DeadLetter(ctx context.Context, reason string, attempts int) 
 		// lost.
 		return st.failed("ack after dead-lettering", err)
 	}
-	st.s.attempts.forget(st.key)
+	st.s.attempts.Forget(st.key)
 	st.s.log.Info("rabbitmq: dead-lettered", "delivery", d.DeliveryTag, "dead_letter_queue", cfg.DeadLetterQueue(), "attempts", attempts, "reason", reason)
 	return nil
 }
