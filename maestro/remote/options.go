@@ -113,15 +113,20 @@ type Options struct {
 
 // Validate reports every setting that cannot work, each prefixed with the
 // environment variable that sets it.
-func (o Options) Validate() error {
+func (o Options) Validate() error { return o.validate(true) }
+
+// validate is Validate; without needGRPC the gRPC endpoint may be unset
+// (a Reader does not use it).
+func (o Options) validate(needGRPC bool) error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
 	}
 
-	if o.GRPCEndpoint == "" {
+	switch {
+	case o.GRPCEndpoint == "" && needGRPC:
 		bad(EnvGRPCEndpoint, "not set (want host:port of Maestro's gRPC server, e.g. maestro-grpc:8090)")
-	} else if host, port, err := net.SplitHostPort(o.GRPCEndpoint); err != nil || host == "" || port == "" {
+	case o.GRPCEndpoint != "" && !hostPort(o.GRPCEndpoint):
 		bad(EnvGRPCEndpoint, "%q is not host:port", o.GRPCEndpoint)
 	}
 
@@ -225,6 +230,14 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+func hostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && port != ""
+}
+
+// httpsREST reports whether the REST connection uses TLS.
+func (o Options) httpsREST() bool { return strings.HasPrefix(o.HTTPEndpoint, "https://") }
 
 // tls reports whether the gRPC connection uses TLS.
 func (o Options) tls() bool {

@@ -71,39 +71,11 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
 	log := opts.Logger
 
-	httpsREST := strings.HasPrefix(opts.HTTPEndpoint, "https://")
-	var tlsCfg *tls.Config
-	if opts.tls() || httpsREST {
-		var err error
-		if tlsCfg, err = tlsConfig(opts); err != nil {
-			return nil, fmt.Errorf("maestro backend: %w", err)
-		}
+	tlsCfg, tok, err := credentials(opts)
+	if err != nil {
+		return nil, fmt.Errorf("maestro backend: %w", err)
 	}
-	var tok *token
-	if opts.TokenFile != "" {
-		tok = &token{file: newFileCache(opts.TokenFile)}
-		if _, err := tok.value(); err != nil {
-			return nil, fmt.Errorf("maestro backend: %w", err)
-		}
-	}
-
-	// REST: reads, the watch's listing and resync, the consumer check.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	transport.TLSHandshakeTimeout = opts.DialTimeout
-	if httpsREST {
-		transport.TLSClientConfig = tlsCfg.Clone()
-	}
-	var rt http.RoundTripper = transport
-	if tok != nil {
-		rt = &bearerTransport{token: tok, next: transport}
-	}
-	httpClient := &http.Client{Transport: rt, Timeout: opts.RequestTimeout}
-	apiCfg := openapi.NewConfiguration()
-	apiCfg.Servers = openapi.ServerConfigurations{{URL: strings.TrimRight(opts.HTTPEndpoint, "/")}}
-	apiCfg.HTTPClient = httpClient
-	apiCfg.UserAgent = "hyperfleet-maestro-adapter"
-	api := openapi.NewAPIClient(apiCfg)
+	api, httpClient := restClient(opts, tlsCfg, tok)
 
 	// gRPC: writes, and status updates pushed by the server.
 	conns := newConnTracker()
@@ -155,6 +127,48 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 			"source_id", opts.SourceID, "tls", opts.tls(), "delete_propagation", opts.DeletePropagation)
 	}
 	return b, nil
+}
+
+// credentials loads what both connections authenticate with: the TLS
+// configuration (nil when neither gRPC nor REST uses TLS) and the bearer
+// token (nil without TokenFile).
+func credentials(opts Options) (*tls.Config, *token, error) {
+	var tlsCfg *tls.Config
+	if opts.tls() || opts.httpsREST() {
+		var err error
+		if tlsCfg, err = tlsConfig(opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	var tok *token
+	if opts.TokenFile != "" {
+		tok = &token{file: newFileCache(opts.TokenFile)}
+		if _, err := tok.value(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return tlsCfg, tok, nil
+}
+
+// restClient builds the REST API client: reads, the watch's listing and
+// resync, the consumer check.
+func restClient(opts Options, tlsCfg *tls.Config, tok *token) (*openapi.APIClient, *http.Client) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.TLSHandshakeTimeout = opts.DialTimeout
+	if opts.httpsREST() {
+		transport.TLSClientConfig = tlsCfg.Clone()
+	}
+	var rt http.RoundTripper = transport
+	if tok != nil {
+		rt = &bearerTransport{token: tok, next: transport}
+	}
+	httpClient := &http.Client{Transport: rt, Timeout: opts.RequestTimeout}
+	apiCfg := openapi.NewConfiguration()
+	apiCfg.Servers = openapi.ServerConfigurations{{URL: strings.TrimRight(opts.HTTPEndpoint, "/")}}
+	apiCfg.HTTPClient = httpClient
+	apiCfg.UserAgent = "hyperfleet-maestro-adapter"
+	return openapi.NewAPIClient(apiCfg), httpClient
 }
 
 // Apply implements maestro.Delivery: it checks that the consumer
@@ -277,7 +291,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		wait := backoff(100*time.Millisecond, 2*time.Second, n)
 		if time.Since(start)+wait > b.opts.UnavailableTimeout {
 			// The caller names the operation; err names the work.
-			return events.Transient(fmt.Errorf("Maestro is unreachable (gRPC %s, REST %s; tried for %s): %w",
+			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
 				b.opts.GRPCEndpoint, b.opts.HTTPEndpoint, time.Since(start).Round(time.Millisecond), err))
 		}
 		level := slog.LevelDebug
@@ -293,7 +307,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return events.Transient(fmt.Errorf("Maestro is unreachable (gRPC %s, REST %s): %w",
+			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s): %w", ErrUnreachable,
 				b.opts.GRPCEndpoint, b.opts.HTTPEndpoint, err))
 		case <-t.C:
 		case <-up:
@@ -301,6 +315,11 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		}
 	}
 }
+
+// ErrUnreachable is wrapped by the errors of operations that gave up
+// because Maestro could not be reached (as opposed to Maestro refusing).
+// Retrying later may help; fixing the request will not.
+var ErrUnreachable = errors.New("Maestro is unreachable")
 
 // unreachableMessages are what an unreachable or restarting Maestro looks
 // like once the OCM SDK has flattened the cause into a StatusError message
