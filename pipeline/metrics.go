@@ -18,6 +18,7 @@ type Metrics struct {
 	deadLettered prometheus.Counter
 	reports      prometheus.Counter
 	delivery     *prometheus.HistogramVec
+	kube         *prometheus.HistogramVec
 }
 
 var _ Observer = (*Metrics)(nil)
@@ -45,8 +46,10 @@ func NewMetrics(reg prometheus.Registerer, adapterType string) *Metrics {
 			Help: "Status events published.", ConstLabels: labels}),
 		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hyperfleet_adapter_delivery_call_duration_seconds",
 			Help: "Delivery backend calls (Maestro, or Kubernetes for job delivery) by op (apply, delete, get) and result (ok, stale, error).", ConstLabels: labels, Buckets: buckets}, []string{"op", "result"}),
+		kube: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hyperfleet_adapter_kube_request_duration_seconds",
+			Help: "Kubernetes API calls of job delivery, by verb, resource and result.", ConstLabels: labels, Buckets: buckets}, []string{"verb", "resource", "result"}),
 	}
-	reg.MustRegister(m.received, m.handled, m.duration, m.phase, m.inFlight, m.retries, m.deadLettered, m.reports, m.delivery)
+	reg.MustRegister(m.received, m.handled, m.duration, m.phase, m.inFlight, m.retries, m.deadLettered, m.reports, m.delivery, m.kube)
 	return m
 }
 
@@ -66,4 +69,9 @@ func (m *Metrics) StatusPublished()   { m.reports.Inc() }
 // DeliveryCall implements maestro.CallObserver.
 func (m *Metrics) DeliveryCall(op, result string, d time.Duration) {
 	m.delivery.WithLabelValues(op, result).Observe(d.Seconds())
+}
+
+// KubeRequest implements jobs.Observer (job delivery's Kubernetes calls).
+func (m *Metrics) KubeRequest(verb, resource, result string, d time.Duration) {
+	m.kube.WithLabelValues(verb, resource, result).Observe(d.Seconds())
 }

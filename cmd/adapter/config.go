@@ -20,7 +20,7 @@ type Config struct {
 	AdapterName string `envconfig:"ADAPTER_NAME" desc:"adapter name in work names and status reports (default: the type)"`
 
 	// Delivery.
-	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default) or maestro (a Maestro server over gRPC, see MAESTRO_*)"`
+	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default), maestro (a Maestro server over gRPC, see MAESTRO_*) or job (a Kubernetes Job running maestro-cli per apply or delete, see JOB_* and MAESTRO_*)"`
 	EmbeddedAgentDelay time.Duration `envconfig:"EMBEDDED_AGENT_DELAY" default:"0s" desc:"embedded backend: how long the simulated agent waits before reporting status"`
 	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>); replicas of one adapter share it, different adapters must not"`
 
@@ -37,6 +37,25 @@ type Config struct {
 	MaestroRequestTimeout     time.Duration `envconfig:"MAESTRO_REQUEST_TIMEOUT" default:"30s" desc:"maestro delivery: timeout of one REST request"`
 	MaestroUnavailableTimeout time.Duration `envconfig:"MAESTRO_UNAVAILABLE_TIMEOUT" default:"30s" desc:"maestro delivery: how long one apply/delete keeps retrying an unreachable Maestro before the attempt fails (transiently)"`
 	MaestroDeletePropagation  string        `envconfig:"MAESTRO_DELETE_PROPAGATION" default:"Foreground" desc:"maestro delivery: spec.deleteOption of works: Foreground (deleting a work deletes its resources) or Orphan"`
+
+	// DELIVERY=job: a Kubernetes Job per apply or delete runs maestro-cli
+	// (maestro/jobs.Options); it reaches Maestro at MAESTRO_GRPC_ENDPOINT and
+	// MAESTRO_HTTP_ENDPOINT as MAESTRO_SOURCE_ID. The Kubernetes client comes
+	// from KUBECONFIG, or in-cluster.
+	JobNamespace           string        `envconfig:"JOB_NAMESPACE" desc:"job delivery: namespace of the Jobs and their ConfigMaps (default: the adapter's own, or the KUBECONFIG context's)"`
+	JobImage               string        `envconfig:"JOB_IMAGE" default:"quay.io/openshift-hyperfleet/maestro-adapter:latest" desc:"job delivery: image running maestro-cli (the adapter's image ships it)"`
+	JobServiceAccount      string        `envconfig:"JOB_SERVICE_ACCOUNT" desc:"job delivery: service account of the Jobs' pods (default: the namespace's default); with a status-reporter it needs get jobs, update jobs/status, get/list pods"`
+	JobCPURequest          string        `envconfig:"JOB_CPU_REQUEST" default:"50m" desc:"job delivery: maestro-cli container's CPU request"`
+	JobCPULimit            string        `envconfig:"JOB_CPU_LIMIT" default:"200m" desc:"job delivery: maestro-cli container's CPU limit"`
+	JobMemoryRequest       string        `envconfig:"JOB_MEMORY_REQUEST" default:"64Mi" desc:"job delivery: maestro-cli container's memory request"`
+	JobMemoryLimit         string        `envconfig:"JOB_MEMORY_LIMIT" default:"256Mi" desc:"job delivery: maestro-cli container's memory limit"`
+	JobCLITimeout          time.Duration `envconfig:"JOB_CLI_TIMEOUT" default:"5m" desc:"job delivery: maestro-cli --timeout, how long it waits for the agent to report the work available (or gone)"`
+	JobActiveDeadline      time.Duration `envconfig:"JOB_ACTIVE_DEADLINE" default:"10m" desc:"job delivery: the Jobs' activeDeadlineSeconds (at least JOB_CLI_TIMEOUT + 30s); past it the Job fails with DeadlineExceeded"`
+	JobTTLAfterFinished    time.Duration `envconfig:"JOB_TTL_AFTER_FINISHED" default:"1h" desc:"job delivery: the Jobs' ttlSecondsAfterFinished; while a finished Job stays, events for the same work and generation follow it instead of running maestro-cli again"`
+	JobBackoffLimit        int32         `envconfig:"JOB_BACKOFF_LIMIT" default:"0" desc:"job delivery: the Jobs' backoffLimit (0: one pod, one verdict, as the status-reporter expects)"`
+	JobStatusReporterImage string        `envconfig:"JOB_STATUS_REPORTER_IMAGE" desc:"job delivery: HyperFleet status-reporter image, run as a sidecar that writes the outcome onto the Job; empty: the outcome is read from the Job and maestro-cli's container status"`
+	JobMaestroTLSSecret    string        `envconfig:"JOB_MAESTRO_TLS_SECRET" desc:"job delivery: Secret (ca.crt, tls.crt, tls.key) mounted into the Jobs for mTLS to Maestro"`
+	JobDeleteWait          time.Duration `envconfig:"JOB_DELETE_WAIT" default:"30s" desc:"job delivery: how long a delete follows its Job, so that a failed deletion is reported as one"`
 
 	// The resources.
 	APIURL         string        `envconfig:"HYPERFLEET_API_URL" desc:"HyperFleet API base URL; resources are read with GET href"`
@@ -94,7 +113,7 @@ func loadConfig() (Config, error) {
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdapterType, "adapter", c.AdapterType, "adapter type (env ADAPTER_TYPE)")
 	fs.StringVar(&c.AdapterName, "adapter-name", c.AdapterName, "adapter name (env ADAPTER_NAME, default the type)")
-	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default; maestro = a Maestro server, see MAESTRO_* (env DELIVERY)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default; maestro = a Maestro server, see MAESTRO_*; job = a Kubernetes Job running maestro-cli, see JOB_* (env DELIVERY)")
 	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
 	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT; replay default -)")
@@ -117,9 +136,9 @@ func (c *Config) Validate() error {
 		c.AdapterName = c.AdapterType
 	}
 	switch c.Delivery {
-	case "embedded", "maestro":
+	case "embedded", "maestro", "job":
 	default:
-		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded or maestro", c.Delivery)
+		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded, maestro or job", c.Delivery)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
@@ -21,6 +22,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
@@ -135,6 +137,14 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		a.closers = append(a.closers, backend.Close)
 		a.ready["maestro"] = backend.Ready
 		delivery = backend
+	case "job":
+		backend, err := jobDelivery(ctx, cfg, obs, log)
+		if err != nil {
+			return fail(fmt.Errorf("DELIVERY=job: %w", err))
+		}
+		a.closers = append(a.closers, func() error { backend.Close(); return nil })
+		a.ready["kubernetes"] = backend.Ready
+		delivery = backend
 	}
 
 	if calls, ok := obs.(maestro.CallObserver); ok {
@@ -163,6 +173,38 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 	}
 	a.pipeline = p
 	return a, nil
+}
+
+// jobDelivery connects to Kubernetes (KUBECONFIG, or in-cluster) and
+// builds the Job delivery in JOB_NAMESPACE, by default the adapter's own.
+func jobDelivery(ctx context.Context, cfg Config, obs pipeline.Observer, log *slog.Logger) (*jobs.Delivery, error) {
+	kcfg, namespace, err := jobs.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.JobNamespace != "" {
+		namespace = cfg.JobNamespace
+	}
+	cs, err := kubernetes.NewForConfig(kcfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	// Kubernetes call metrics, when the pipeline's metrics take them.
+	kube, _ := obs.(jobs.Observer)
+	return jobs.New(ctx, cs, jobs.Options{
+		Namespace: namespace, Image: cfg.JobImage, ServiceAccount: cfg.JobServiceAccount,
+		CPURequest: cfg.JobCPURequest, CPULimit: cfg.JobCPULimit,
+		MemoryRequest: cfg.JobMemoryRequest, MemoryLimit: cfg.JobMemoryLimit,
+		CLITimeout: cfg.JobCLITimeout, ActiveDeadline: cfg.JobActiveDeadline,
+		TTLAfterFinished: cfg.JobTTLAfterFinished, BackoffLimit: cfg.JobBackoffLimit,
+		StatusReporterImage: cfg.JobStatusReporterImage, DeleteWait: cfg.JobDeleteWait,
+		Maestro: jobs.MaestroOptions{
+			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
+			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure,
+			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
+		},
+		Logger: log, Observer: kube,
+	})
 }
 
 func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, error) {
@@ -243,3 +285,9 @@ func templateValues(file string) (map[string]any, error) {
 }
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
+// The pipeline's Prometheus metrics also time the delivery backends' calls.
+var (
+	_ maestro.CallObserver = (*pipeline.Metrics)(nil)
+	_ jobs.Observer        = (*pipeline.Metrics)(nil)
+)

@@ -71,9 +71,9 @@ const (
 // wantRules is exactly what the adapter's Role grants (role.yaml says why);
 // resource -> verbs.
 var wantRules = map[string][]string{
-	"batch/jobs":  {"create", "delete", "get", "list", "watch"},
-	"/configmaps": {"create", "delete", "get", "list", "watch"},
-	"/pods":       {"get", "list", "watch"},
+	"batch/jobs":  {"create", "get", "list", "watch"},
+	"/configmaps": {"create"},
+	"/pods":       {"list", "watch"},
 }
 
 // wantSecrets are the Secrets an operator creates before applying an
@@ -946,14 +946,17 @@ func TestServerSideDryRun(t *testing.T) {
 		allowed               bool
 	}{
 		{"batch", "jobs", "create", true},
+		{"batch", "jobs", "get", true},
 		{"batch", "jobs", "watch", true},
-		{"batch", "jobs", "delete", true},
 		{"", "configmaps", "create", true},
 		{"", "pods", "list", true},
+		{"", "pods", "watch", true},
+		{"batch", "jobs", "delete", false},
 		{"batch", "jobs", "update", false},
+		{"", "configmaps", "get", false},
+		{"", "configmaps", "update", false},
 		{"", "pods", "create", false},
 		{"", "secrets", "get", false},
-		{"", "configmaps", "update", false},
 	} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   sa,
