@@ -60,8 +60,26 @@ vet:
 fuzz: ## Fuzz the event decoder for FUZZTIME (default 60s) from testdata's seed corpus.
 	$(GO) test ./events -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s}
 
-bench: ## Go benchmarks of the hot paths.
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Where make bench keeps the Go benchmarks' output, the profiles and a copy
+# of the profiled adapter binary.
+BENCH_DIR ?= /tmp/hyperfleet-bench
+
+bench: services ## Hot-path Go benchmarks, then the end-to-end benchmark on the real local stack; writes BENCHMARKS.md and benchmarks.json.
+	deploy/local/maestro.sh build
+	deploy/local/kube/kube.sh build
+	@set -e -o pipefail; mkdir -p $(BENCH_DIR); \
+	  started=""; \
+	  deploy/local/maestro.sh status >/dev/null 2>&1 || started="$$started maestro"; \
+	  deploy/local/kube/kube.sh status >/dev/null 2>&1 || started="$$started kube"; \
+	  trap 'for s in $$started; do deploy/local/$$([ $$s = kube ] && echo kube/kube.sh || echo maestro.sh) stop; done' EXIT; \
+	  deploy/local/maestro.sh start; \
+	  deploy/local/kube/kube.sh start; \
+	  eval "$$(deploy/local/maestro.sh env)"; \
+	  eval "$$(deploy/local/kube/kube.sh env)"; \
+	  micro=0; $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(BENCH_DIR)/go-bench.txt || micro=$$?; \
+	  BENCH_E2E=1 BENCH_MICRO=$(BENCH_DIR)/go-bench.txt BENCH_PROFILE_DIR=$(BENCH_DIR) BENCH_OUT=$(CURDIR) \
+	    $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestEndToEndBenchmark -v ./pipeline/benchmark; \
+	  if [ $$micro -ne 0 ]; then echo "make bench: some Go benchmarks failed (see $(BENCH_DIR)/go-bench.txt)" >&2; exit $$micro; fi
 
 clean:
 	rm -rf $(BIN)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,9 @@ func startOps(healthAddr, metricsAddr, pprofAddr string, reg *prometheus.Registr
 		// Off unless asked for: profiles expose internals and a CPU profile
 		// costs while it runs. The handlers go on a mux of their own; the
 		// import's side effect on http.DefaultServeMux is never served.
+		// Lock contention is sampled too (1 in 5 contended locks), so that
+		// the mutex profile can say where events wait for each other.
+		runtime.SetMutexProfileFraction(5)
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
