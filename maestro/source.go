@@ -82,6 +82,10 @@ type SourceOptions struct {
 	// say whether deleting it deletes its resources. Foreground (default)
 	// or Orphan.
 	DeletePropagation workv1.DeletePropagationPolicyType
+	// IndependentNamespaces says the client's ManifestWorks(namespace)
+	// returns an object of its own on every call (maestro/remote makes
+	// grpcsource's do so), so calls need not be serialised by callMu.
+	IndependentNamespaces bool
 }
 
 // Validate reports the first option that cannot work.
@@ -191,6 +195,9 @@ func NewSourceDelivery(client workv1client.WorkV1Interface, opts SourceOptions) 
 
 // works runs f on the client for namespace while holding callMu (see there).
 func (d *SourceDelivery) works(namespace string, f func(workv1client.ManifestWorkInterface) error) error {
+	if d.opts.IndependentNamespaces {
+		return f(d.client.ManifestWorks(namespace))
+	}
 	d.callMu.Lock()
 	defer d.callMu.Unlock()
 	return f(d.client.ManifestWorks(namespace))

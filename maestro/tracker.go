@@ -110,6 +110,32 @@ func (t *Tracker) dispatch(ev WorkEvent) {
 // When ctx ends first, Await returns the last state it saw with an error
 // wrapping ctx.Err() (a nil work then means gone or never seen).
 func (t *Tracker) Await(ctx context.Context, consumer, name string, done func(w *workv1.ManifestWork) bool) (*workv1.ManifestWork, error) {
+	e := t.Expect(consumer, name)
+	defer e.Cancel()
+	last, err := t.d.Get(ctx, consumer, name)
+	if apierrors.IsNotFound(err) {
+		last, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("waiting for work %s/%s: %w", consumer, name, err)
+	}
+	return e.Await(ctx, last, done)
+}
+
+// Expectation is a waiter registered ahead of a change: register it, make
+// the change (Apply, Delete), then Await with the state the change returned.
+// No status change after Expect is missed, and no read is needed to learn
+// the starting state, which saves one round trip to Maestro per wait.
+type Expectation struct {
+	t        *Tracker
+	key      workKey
+	w        *waiter
+	canceled bool
+}
+
+// Expect registers interest in one work's changes from now on. Call Cancel
+// (or Await, which cancels when it returns) when done.
+func (t *Tracker) Expect(consumer, name string) *Expectation {
 	key := workKey{consumer, name}
 	w := &waiter{notify: make(chan struct{}, 1)}
 	t.mu.Lock()
@@ -118,31 +144,38 @@ func (t *Tracker) Await(ctx context.Context, consumer, name string, done func(w 
 	}
 	t.waiters[key][w] = struct{}{}
 	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		delete(t.waiters[key], w)
-		if len(t.waiters[key]) == 0 {
-			delete(t.waiters, key)
-		}
-		t.mu.Unlock()
-	}()
+	return &Expectation{t: t, key: key, w: w}
+}
 
-	last, err := t.d.Get(ctx, consumer, name)
-	if apierrors.IsNotFound(err) {
-		last, err = nil, nil
+// Cancel unregisters the expectation; it is safe to call more than once.
+func (e *Expectation) Cancel() {
+	if e.canceled {
+		return
 	}
-	if err != nil {
-		return nil, fmt.Errorf("waiting for work %s/%s: %w", consumer, name, err)
+	e.canceled = true
+	e.t.mu.Lock()
+	delete(e.t.waiters[e.key], e.w)
+	if len(e.t.waiters[e.key]) == 0 {
+		delete(e.t.waiters, e.key)
 	}
+	e.t.mu.Unlock()
+}
+
+// Await waits, from the state initial (nil: absent), until done accepts the
+// work's state, as Tracker.Await does; it cancels the expectation when it
+// returns.
+func (e *Expectation) Await(ctx context.Context, initial *workv1.ManifestWork, done func(w *workv1.ManifestWork) bool) (*workv1.ManifestWork, error) {
+	defer e.Cancel()
+	last := initial
 	for {
 		if done(last) {
 			return last, nil
 		}
 		select {
 		case <-ctx.Done():
-			return last, events.Transient(fmt.Errorf("waiting for work %s/%s: %w", consumer, name, ctx.Err()))
-		case <-w.notify:
-			ev := w.take()
+			return last, events.Transient(fmt.Errorf("waiting for work %s/%s: %w", e.key.consumer, e.key.name, ctx.Err()))
+		case <-e.w.notify:
+			ev := e.w.take()
 			last = ev.Work
 			if ev.Type == watch.Deleted {
 				last = nil

@@ -267,3 +267,40 @@ func TestRunRetriesTransientWatchErrors(t *testing.T) {
 		t.Fatalf("Run after cancel: %v, want nil", err)
 	}
 }
+
+// An expectation registered before the write sees the agent's status even
+// when it lands before Await starts, without reading the work again.
+func TestExpectationSeesStatusThatLandsBeforeAwait(t *testing.T) {
+	b := newBackend(t, embedded.Options{})
+	tr := runTracker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	e := tr.Expect("cluster-a", "w")
+	stored, err := b.Apply(ctx, newWork(t, "cluster-a", "w", 1, configMap("a", "v1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the agent's status arrive before Await starts: poll Get until
+	// it is applied (a condition with a deadline).
+	for {
+		got, err := b.Get(ctx, "cluster-a", "w")
+		if err == nil && isApplied(got) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the agent never applied the work")
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	// stored is the state Apply returned (not yet applied); the change that
+	// came since must be delivered from the expectation's buffer.
+	if isApplied(stored) {
+		t.Fatal("test premise: Apply already returned an applied work")
+	}
+	got, err := e.Await(ctx, stored, isApplied)
+	if err != nil || !isApplied(got) {
+		t.Fatalf("Await: %v %v", got, err)
+	}
+	e.Cancel() // a second cancel is harmless
+}

@@ -141,12 +141,23 @@ func (p *Pipeline) cluster(ctx context.Context, ev events.Event, res *hyperfleet
 
 // applyAll applies every desired work, then waits (bounded by
 // StatusTimeout) until the agent has reported on each at its generation.
+// The wait is registered before the write, so the state Apply returns is
+// the starting point and no status change in between is missed.
 func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 	start := time.Now()
 	st.observed = make([]handlers.Observed, len(st.works))
 	stored := make([]*workv1.ManifestWork, len(st.works))
+	expects := make([]*maestro.Expectation, len(st.works))
+	defer func() {
+		for _, e := range expects {
+			if e != nil {
+				e.Cancel()
+			}
+		}
+	}()
 	for i, w := range st.works {
 		st.observed[i] = handlers.Observed{Name: w.Name, Consumer: w.Namespace}
+		expects[i] = p.tracker.Expect(w.Namespace, w.Name)
 		got, err := p.delivery.Apply(ctx, w)
 		if err != nil {
 			if !errors.Is(err, maestro.ErrStaleGeneration) {
@@ -158,8 +169,10 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 		st.observed[i].Work = got
 	}
 	p.observer.Phase(PhaseDeliver, time.Since(start))
-	p.awaitAll(ctx, st, func(i int, w *workv1.ManifestWork) bool {
-		return w != nil && w.Generation >= stored[i].Generation && statusSettled(w)
+	p.awaitAll(ctx, st, func(ctx context.Context, i int) (*workv1.ManifestWork, error) {
+		return expects[i].Await(ctx, stored[i], func(w *workv1.ManifestWork) bool {
+			return w != nil && w.Generation >= stored[i].Generation && statusSettled(w)
+		})
 	})
 	return nil
 }
@@ -177,13 +190,18 @@ func (p *Pipeline) deleteAll(ctx context.Context, st *state) error {
 		}
 	}
 	p.observer.Phase(PhaseDeliver, time.Since(start))
-	p.awaitAll(ctx, st, func(_ int, w *workv1.ManifestWork) bool { return w == nil })
+	// A missing work sends no Deleted event, so this wait starts from a
+	// read of the current state.
+	p.awaitAll(ctx, st, func(ctx context.Context, i int) (*workv1.ManifestWork, error) {
+		o := st.observed[i]
+		return p.tracker.Await(ctx, o.Consumer, o.Name, func(w *workv1.ManifestWork) bool { return w == nil })
+	})
 	return nil
 }
 
 // awaitAll waits for every work in parallel, sharing one deadline; a work
 // that does not get there in time is reported as last seen.
-func (p *Pipeline) awaitAll(ctx context.Context, st *state, done func(i int, w *workv1.ManifestWork) bool) {
+func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx context.Context, i int) (*workv1.ManifestWork, error)) {
 	start := time.Now()
 	defer func() { p.observer.Phase(PhaseAwaitStatus, time.Since(start)) }()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StatusTimeout)
@@ -193,12 +211,11 @@ func (p *Pipeline) awaitAll(ctx context.Context, st *state, done func(i int, w *
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := &st.observed[i]
-			w, err := p.tracker.Await(ctx, o.Consumer, o.Name, func(w *workv1.ManifestWork) bool { return done(i, w) })
+			w, err := wait(ctx, i)
 			if err != nil {
-				loggerFrom(ctx, p.log).DebugContext(ctx, "status not settled in time; reporting what is known", "work", o.Name, "err", err)
+				loggerFrom(ctx, p.log).DebugContext(ctx, "status not settled in time; reporting what is known", "work", st.observed[i].Name, "err", err)
 			}
-			o.Work = w
+			st.observed[i].Work = w
 		}()
 	}
 	wg.Wait()
