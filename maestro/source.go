@@ -447,7 +447,7 @@ func (d *SourceDelivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWor
 			}
 			m.Raw, m.Object = raw, nil
 		}
-		if err := checkManifest(m.Raw); err != nil {
+		if err := CheckManifest(m.Raw); err != nil {
 			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
 		}
 	}
@@ -457,7 +457,10 @@ func (d *SourceDelivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWor
 	return out, nil
 }
 
-func checkManifest(raw []byte) error {
+// CheckManifest reports what makes raw unfit as a manifest of a
+// ManifestWork: not a Kubernetes object, no apiVersion, kind or name, or a
+// generateName (Maestro cannot track an object whose name it does not know).
+func CheckManifest(raw []byte) error {
 	if raw == nil {
 		return errors.New("empty")
 	}

@@ -62,7 +62,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -738,7 +737,7 @@ func (d *Delivery) validate(work *workv1.ManifestWork) (int64, []byte, error) {
 			}
 			m.Raw, m.Object = raw, nil
 		}
-		if err := checkManifest(m.Raw); err != nil {
+		if err := maestro.CheckManifest(m.Raw); err != nil {
 			return 0, nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
 		}
 	}
@@ -751,25 +750,6 @@ func (d *Delivery) validate(work *workv1.ManifestWork) (int64, []byte, error) {
 			work.Namespace, work.Name, len(doc), maxConfigMapBytes)
 	}
 	return gen, doc, nil
-}
-
-func checkManifest(raw []byte) error {
-	if raw == nil {
-		return errors.New("empty")
-	}
-	var u unstructured.Unstructured
-	if err := u.UnmarshalJSON(raw); err != nil {
-		return fmt.Errorf("not a Kubernetes object: %w", err)
-	}
-	switch {
-	case u.GetAPIVersion() == "":
-		return errors.New("apiVersion is empty")
-	case u.GetKind() == "":
-		return errors.New("kind is empty")
-	case u.GetName() == "":
-		return fmt.Errorf("%s has no metadata.name", u.GetKind())
-	}
-	return nil
 }
 
 // call runs one Kubernetes API call and tells the observer.
