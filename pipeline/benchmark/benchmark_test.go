@@ -172,7 +172,7 @@ func TestTargets(t *testing.T) {
 		!strings.Contains(ts[1].Why, "72.0 ops/s (72% of raw)") {
 		t.Errorf("70%% of raw: %+v", ts[1])
 	}
-	if c := RateCause(sampleReport()); !strings.Contains(c, "callMu") {
+	if c := RateCause(sampleReport()); !strings.Contains(c, "REST") {
 		t.Errorf("rate cause: %q", c)
 	}
 	lat := ts[2]

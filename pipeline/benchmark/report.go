@@ -239,7 +239,7 @@ type ScaleRun struct {
 	// RESTGet*: the share of CPU and allocations under the Maestro
 	// client's REST read of a work (grpcsource RESTFulAPIWatcherStore.Get);
 	// CallMuDelayPct: the share of lock delay charged to
-	// maestro.SourceDelivery.works (callMu).
+	// maestro.SourceDelivery.works (every client call).
 	RESTGetCPUPct   float64 `json:"rest_get_cpu_pct"`
 	RESTGetAllocPct float64 `json:"rest_get_alloc_pct"`
 	CallMuDelayPct  float64 `json:"callmu_delay_pct"`
@@ -395,8 +395,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.p("Maestro apply rate, no broker and no pipeline: workers create a work, wait until the agent reports it Applied and " +
 		"Available, patch it to the next generation and wait again. *Raw* is Maestro's own gRPC source client " +
 		"(`grpcsource.NewMaestroGRPCSourceWorkClient`) with its watch; *adapter backend* is the adapter's `maestro/remote` Backend and " +
-		"`maestro.Tracker`, which read the work before writing it and serialise their calls to that client " +
-		"(`maestro.SourceDelivery.callMu`: the client keeps one namespace field shared by all calls).")
+		"`maestro.Tracker`, which read the work before writing it (to choose create or patch and guard the resource generation) " +
+		"and give each call its own copy of the client's namespace field.")
 	b.p("")
 	b.p("| Client | Concurrency | Ops | Ops/s | p50 ms | p95 ms | p99 ms | Status read after a silent watch |")
 	b.p("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -507,8 +507,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 		b.p("")
 		b.p("Where the adapter's Maestro backend goes: the client's REST read of a work (`grpcsource.(*RESTFulAPIWatcherStore).Get`) "+
-			"is %.1f%% of the steady-state CPU and %.1f%% of all allocations; `maestro.(*SourceDelivery).works`, which holds callMu "+
-			"around every client call, carries %.1f%% of the lock delay.", s.RESTGetCPUPct, s.RESTGetAllocPct, s.CallMuDelayPct)
+			"is %.1f%% of the steady-state CPU and %.1f%% of all allocations; `maestro.(*SourceDelivery).works`, through which "+
+			"every client call goes, carries %.1f%% of the lock delay.", s.RESTGetCPUPct, s.RESTGetAllocPct, s.CallMuDelayPct)
 		b.p("")
 		b.p("The status watcher (`pipeline.WatchStatus`, which reports status changes between events) published %d status events "+
 			"that answered no event during the run; it has %.1f%% of the steady-state CPU and %.1f%% of the lock delay. Works decoded "+

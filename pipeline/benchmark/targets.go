@@ -91,7 +91,7 @@ func Targets(r *Report) []Target {
 				"%.1f%% of it were works decoded from Maestro's status stream (ManifestBundleCodec.Decode) still referenced. "+
 				"A queue of status changes is what holds decoded works: maestro.Tracker.Subscribe keeps, per work, the latest change "+
 				"not yet handed over, and pipeline.WatchStatus takes the next only after reporting the previous one, which reads the "+
-				"work over REST under callMu behind every delivery (%.1f%% of the lock delay is the watcher's); with %d clusters changing "+
+				"work over REST (%.1f%% of the lock delay is the watcher's); with %d clusters changing "+
 				"status faster than that, the queue grows with the number of clusters. The watcher published %d status events answering "+
 				"no event during the run and %d more in the %.1f s after it; the heap was then %.1f MiB, %.1f%% decoded works.",
 				s.HeapInuseMiB, firstProfileRows(s.InuseTop, 3), s.DecodedInusePct, s.WatcherLockPct, s.Clusters,
@@ -167,19 +167,19 @@ func RateCause(r *Report) string {
 		return ""
 	}
 	cause := "The gap is in the adapter's Maestro backend (maestro/remote over maestro.SourceDelivery), not in the broker or the pipeline: " +
-		"where measured, the backend alone reaches about the adapter's rate. Per event it reads the work over REST three times where the " +
-		"raw client reads it once (SourceDelivery.Apply reads it to choose create or patch, the client's Create/Patch reads it again, " +
-		"maestro.Tracker.Await reads it before waiting), and every call to the client runs under one lock, SourceDelivery.callMu, because " +
-		"Maestro's grpcsource client keeps a single namespace field for all calls; so deliveries of one process queue behind each other " +
-		"and concurrency does not raise the rate. More replicas do not either here: each is one more process on a 2-core machine that " +
-		"Maestro, PostgreSQL, RabbitMQ and the simulated agent already saturate."
+		"where measured, the backend alone reaches about the adapter's rate. Per event it reads the work over REST twice where the " +
+		"raw client reads it once (SourceDelivery.Apply reads it to choose create or patch and to guard the generation, and the client's " +
+		"Create/Patch reads it again). Calls to the client run concurrently: each gets its own copy of grpcsource's namespace field " +
+		"(maestro/remote perCallNamespace) instead of the process-wide lock an earlier version held around every call. More replicas " +
+		"do not raise the rate here: each is one more process on a 2-core machine that Maestro, PostgreSQL, RabbitMQ and the simulated " +
+		"agent already saturate."
 	if s := r.Scale; s != nil {
 		cause += fmt.Sprintf(" Profiles of the scale run: the REST reads (grpcsource RESTFulAPIWatcherStore.Get) are %.1f%% of the adapter's "+
-			"CPU and %.1f%% of its allocations, and SourceDelivery.works (callMu) carries %.1f%% of all lock delay (mutex profile below).",
+			"CPU and %.1f%% of its allocations; SourceDelivery.works (the client calls) carries %.1f%% of all lock delay (mutex profile below).",
 			s.RESTGetCPUPct, s.RESTGetAllocPct, s.CallMuDelayPct)
 	}
-	return cause + " Remedies, for the owners of maestro/: read through the client's watch cache instead of REST, drop the read in " +
-		"Await when the caller just applied, and one client per consumer (or a client call that takes the namespace) instead of the lock."
+	return cause + " Remedy, for the owners of maestro/: read the work through the source client's watch cache instead of REST " +
+		"before writing it."
 }
 
 // backendExtra is the mean time the adapter's Maestro backend adds to a
@@ -205,7 +205,7 @@ func whyLatency(a AddedLatency, below *AddedLatency, backendExtraMs float64) str
 				"phases' p99 sum was %.2f ms. ", below.OfferedRate, below.AddedP99, below.AddedP50, below.OwnP99Sum)
 			if backendExtraMs > 0 {
 				why += fmt.Sprintf("Most of the rest is the adapter's Maestro backend, not the pipeline: at concurrency 1 the backend "+
-					"alone takes %.2f ms more per apply than the raw client (mean), for its extra REST reads under callMu. ", backendExtraMs)
+					"alone takes %.2f ms more per apply than the raw client (mean), for its extra REST read before each write. ", backendExtraMs)
 			}
 		}
 	}
