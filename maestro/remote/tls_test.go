@@ -201,7 +201,7 @@ func TestTLSMutualAuthAndToken(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	b, err := remote.New(ctx, remote.Options{
 		GRPCEndpoint: grpcAddr, HTTPEndpoint: httpURL, SourceID: "tls-test",
@@ -213,7 +213,9 @@ func TestTLSMutualAuthAndToken(t *testing.T) {
 	}
 	defer b.Close()
 
-	waitFor(t, 10*time.Second, "Ready over TLS", func() (bool, string) {
+	// Generous: under make test's load (every package at once on 2 cores) a
+	// first TLS handshake can fail and wait out a gRPC reconnect backoff.
+	waitFor(t, 40*time.Second, "Ready over TLS", func() (bool, string) {
 		err := b.Ready(ctx)
 		return err == nil, errString(err)
 	})
