@@ -101,20 +101,7 @@ func decodeObject(raw []byte) (*unstructured.Unstructured, bool) {
 // complete work to apply (pattern A's fetch-and-merge).
 func cmdBuild(inv *invocation) (*outcome, error) {
 	o := inv.o
-	file, _, _, err := loadWork(o.ManifestFile, o.Name, o.Consumer)
-	if err != nil {
-		return nil, err
-	}
-	inv.o.Name = file.Name
-	r, err := inv.reader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	if err := inv.checkConsumer(r); err != nil {
-		return nil, err
-	}
-	stored, err := storedWork(inv, r, file.Name)
+	file, _, stored, err := fileAndStored(inv)
 	if err != nil {
 		return nil, err
 	}

@@ -285,20 +285,7 @@ func lineDiff(a, b []string) []string {
 // cmdDiff shows what apply of the file would change.
 func cmdDiff(inv *invocation) (*outcome, error) {
 	o := inv.o
-	desired, base, _, err := loadWork(o.ManifestFile, o.Name, o.Consumer)
-	if err != nil {
-		return nil, err
-	}
-	inv.o.Name = desired.Name
-	r, err := inv.reader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	if err := inv.checkConsumer(r); err != nil {
-		return nil, err
-	}
-	stored, err := storedWork(inv, r, desired.Name)
+	desired, base, stored, err := fileAndStored(inv)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +325,28 @@ func nonNil(c []change) []change {
 }
 
 // storedWork reads the work, nil when it does not exist.
+// fileAndStored is how diff and build start: load the manifest file as a
+// work, check the consumer, and fetch the stored work of the same name (nil
+// when there is none).
+func fileAndStored(inv *invocation) (*workv1.ManifestWork, basis, *workv1.ManifestWork, error) {
+	o := inv.o
+	file, base, _, err := loadWork(o.ManifestFile, o.Name, o.Consumer)
+	if err != nil {
+		return nil, base, nil, err
+	}
+	inv.o.Name = file.Name
+	r, err := inv.reader()
+	if err != nil {
+		return nil, base, nil, err
+	}
+	defer r.Close()
+	if err := inv.checkConsumer(r); err != nil {
+		return nil, base, nil, err
+	}
+	stored, err := storedWork(inv, r, file.Name)
+	return file, base, stored, err
+}
+
 func storedWork(inv *invocation, r *remote.Reader, name string) (*workv1.ManifestWork, error) {
 	rec, err := r.Get(inv.ctx, inv.o.Consumer, name)
 	if apierrors.IsNotFound(err) {
