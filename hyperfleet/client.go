@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // ClientConfig configures the HyperFleet API client.
@@ -144,7 +145,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	var lastErr error
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
-			if err := sleepCtx(ctx, c.backoff(attempt-1)); err != nil {
+			if err := retry.Sleep(ctx, retry.Delay(c.cfg.BaseDelay, c.cfg.MaxDelay, attempt-1)); err != nil {
 				return 0, transient(fmt.Errorf("%s %s: %w (last error: %v)", method, path, err, lastErr))
 			}
 		}
@@ -207,27 +208,6 @@ func (c *Client) once(ctx context.Context, method, target string, body []byte, o
 		return resp.StatusCode, true, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(data))
 	default:
 		return resp.StatusCode, false, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(data))
-	}
-}
-
-// backoff doubles from BaseDelay up to MaxDelay, with full jitter so that
-// replicas retrying after one outage do not hit the API in lockstep.
-func (c *Client) backoff(retry int) time.Duration {
-	d := c.cfg.BaseDelay << min(retry-1, 20)
-	if d > c.cfg.MaxDelay || d <= 0 {
-		d = c.cfg.MaxDelay
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // What the OCM source client and Maestro say, copied rather than imported
@@ -268,7 +269,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 				ns, name, why, attempts, cause))
 		}
 		log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
-		if err := sleep(ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
+		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
 			return fmt.Errorf("applying work %s/%s: %w", ns, name, err)
 		}
 		return nil
@@ -405,7 +406,7 @@ func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
 		if err != nil && ctx.Err() == nil {
 			return classify(fmt.Errorf("waiting for work %s/%s to be deleted: %w", ns, name, err))
 		}
-		if err := sleep(ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
+		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
 			return events.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
 				ns, name, d.opts.DeleteWait, err))
 		}
@@ -644,25 +645,9 @@ func copyMap(m map[string]string) map[string]string {
 	return out
 }
 
-// backoff returns the wait before attempt n (1-based): initial doubling up
-// to max.
-func backoff(initial, limit time.Duration, n int) time.Duration {
-	d := initial
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
-}
-
+// sleep waits d between tries; a wait cut short by ctx is transient.
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return events.Transient(ctx.Err())
-	case <-t.C:
-		return nil
-	}
+	return events.Transient(retry.Sleep(ctx, d))
 }
 
 // Watch implements Delivery. All callers share one watch on the client,
@@ -730,7 +715,7 @@ func (d *SourceDelivery) pump(w watch.Interface) {
 		}
 		d.log.Warn("work watch ended; reopening it")
 		for {
-			if sleep(d.ctx, backoff(d.opts.RetryInitial, d.opts.RetryMax, n)) != nil {
+			if sleep(d.ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)) != nil {
 				return
 			}
 			var err error

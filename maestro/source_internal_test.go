@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,15 +63,6 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil) != nil {
 		t.Fatal("classify(nil) != nil")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	want := []time.Duration{10, 20, 40, 80, 100, 100}
-	for i, w := range want {
-		if got := backoff(10, 100, i+1); got != w {
-			t.Errorf("backoff(attempt %d) = %d, want %d", i+1, got, w)
-		}
 	}
 }
 

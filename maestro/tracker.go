@@ -12,6 +12,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Tracker is the one reader of a Delivery's Watch. It hands each status
@@ -66,7 +67,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 			failures++
 			t.log.Warn("tracking work status: watch failed; retrying", "error", err, "attempt", failures)
-			if sleep(ctx, backoff(initial, limit, failures)) != nil {
+			if sleep(ctx, retry.Delay(initial, limit, failures)) != nil {
 				return nil
 			}
 			continue

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Config holds the pipeline's timings and limits.
@@ -378,10 +378,10 @@ func (p *Pipeline) process(ctx context.Context, j *job) result {
 			p.observer.Handled(Failed, p.now().Sub(start))
 			return result{outcome: Failed, err: err, attempts: attempt}
 		}
-		delay := backoff(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, attempt)
+		delay := retry.Delay(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, attempt)
 		log.WarnContext(ctx, "transient failure, retrying", "attempt", attempt, "max_attempts", p.cfg.MaxAttempts, "retry_in", delay, "err", err)
 		p.observer.Retried()
-		if sleep(ctx, delay) != nil {
+		if retry.Sleep(ctx, delay) != nil {
 			return result{outcome: Requeued, err: err, attempts: attempt}
 		}
 		attempt++
@@ -466,26 +466,6 @@ func traceID(traceparent string) string {
 		return traceparent[3:35]
 	}
 	return ""
-}
-
-func backoff(base, maxDelay time.Duration, attempt int) time.Duration {
-	d := base << min(attempt-1, 30)
-	if d > maxDelay || d <= 0 {
-		d = maxDelay
-	}
-	// Jitter spreads replicas that failed on the same outage.
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 type loggerKey struct{}

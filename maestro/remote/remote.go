@@ -36,6 +36,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Backend is a maestro.Delivery on a real Maestro server. Create one per
@@ -300,7 +301,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		if err == nil || ctx.Err() != nil || !unreachable(err) {
 			return err
 		}
-		wait := backoff(100*time.Millisecond, 2*time.Second, n)
+		wait := retry.Delay(100*time.Millisecond, 2*time.Second, n)
 		if time.Since(start)+wait > b.opts.UnavailableTimeout {
 			// The caller names the operation; err names the work.
 			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
@@ -400,16 +401,6 @@ var grpcBackoff = grpcbackoff.Config{
 	Multiplier: 1.6,
 	Jitter:     0.2,
 	MaxDelay:   5 * time.Second,
-}
-
-// backoff returns the wait before retry n (1-based): initial doubling up to
-// limit.
-func backoff(initial, limit time.Duration, n int) time.Duration {
-	d := initial
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 // perCallNamespace hands every ManifestWorks(namespace) call a copy of
