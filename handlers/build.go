@@ -246,9 +246,9 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 	work := &workv1.ManifestWork{
 		TypeMeta: metav1.TypeMeta{APIVersion: workv1.GroupVersion.String(), Kind: "ManifestWork"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        wc.WorkName,
-			Namespace:   wc.Consumer,
-			Labels:      maps.Clone(wc.labels),
+			Name:      wc.WorkName,
+			Namespace: wc.Consumer,
+			Labels:    maps.Clone(wc.labels),
 			// The href lets a status change seen on Maestro's watch be traced
 			// back to the resource to report on (labels cannot hold slashes).
 			Annotations: map[string]string{maestro.AnnotationGeneration: gen, maestro.AnnotationResourceHref: wc.Resource.Href},
