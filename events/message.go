@@ -56,3 +56,22 @@ type Source interface {
 	Receive(ctx context.Context) (*Message, error)
 	Close() error
 }
+
+// Next is Receive for sources whose goroutine fills out: it hands over the
+// next message, or returns closed once stop is done (checked first, so a
+// closed source never hands out more), or ctx.Err().
+func Next(ctx context.Context, stop <-chan struct{}, out <-chan *Message, closed error) (*Message, error) {
+	select {
+	case <-stop:
+		return nil, closed
+	default:
+	}
+	select {
+	case m := <-out:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-stop:
+		return nil, closed
+	}
+}

@@ -79,19 +79,7 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 // Receive returns the next message. It blocks across reconnections until a
 // message arrives, ctx ends, or the Source is closed (ErrClosed).
 func (s *Source) Receive(ctx context.Context) (*events.Message, error) {
-	select {
-	case <-s.ctx.Done():
-		return nil, ErrClosed
-	default:
-	}
-	select {
-	case m := <-s.out:
-		return m, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.ctx.Done():
-		return nil, ErrClosed
-	}
+	return events.Next(ctx, s.ctx.Done(), s.out, ErrClosed)
 }
 
 // Close stops intake: the consumer is cancelled and messages prefetched but
