@@ -197,6 +197,7 @@ type restBundle struct {
 	ConsumerName string `json:"consumer_name"`
 	Version      int64  `json:"version"`
 	CreatedAt    string `json:"created_at"`
+	DeletedAt    string `json:"deleted_at"` // set while Maestro waits for the agent to confirm a deletion
 	Metadata     struct {
 		Name        string            `json:"name"`
 		Annotations map[string]string `json:"annotations"`
@@ -818,7 +819,7 @@ func TestRemoteTwoAdapterProcessesLoseNoManifest(t *testing.T) {
 	env := maestrotest.Require(t)
 	suffix := remoteSuffix(t)
 	consumer := "pl-race-" + suffix
-	startRemoteAgents(t, env, consumer)
+	agent := startRemoteAgent(t, env, consumer, nil)
 	bin := buildAdapter(t)
 
 	dir := t.TempDir()
@@ -901,6 +902,16 @@ data:
 		}
 	}
 	if t.Failed() {
+		// Say where the works stand, as Maestro and the agent see them: a
+		// work stuck deleting means the agent never confirmed a deletion.
+		sourceID := "race-" + suffix
+		for name, b := range restBundles(t, env.HTTPEndpoint, sourceID) {
+			t.Logf("Maestro: work %s version %d deleted_at %q generation %s manifests %v conditions %+v", name, b.Version,
+				b.DeletedAt, b.Metadata.Annotations[maestro.AnnotationGeneration], b.manifestNames(), b.Status.Conditions)
+		}
+		for _, w := range agent.Works() {
+			t.Logf("agent: work %s generation %d deleting %v finalizers %v", w.Name, w.Generation, !w.DeletionTimestamp.IsZero(), w.Finalizers)
+		}
 		t.FailNow()
 	}
 	var stats [2]string

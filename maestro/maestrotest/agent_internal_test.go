@@ -3,6 +3,7 @@ package maestrotest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -140,14 +141,70 @@ func TestAgentStoreRefusesStaleWrites(t *testing.T) {
 		t.Errorf("notified %v, want one notification per received work", notified)
 	}
 
-	// A deletion without finalizers removes the work.
+	// A deletion without finalizers leaves the work deleting for the SDK's
+	// deletion loop, which publishes Deleted and then calls Delete.
 	gone := deleting.DeepCopy()
 	gone.Finalizers = nil
 	if err := s.HandleReceivedResource(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
+	if got, ok, _ := s.Get(ctx, "c", "w"); !ok || got.DeletionTimestamp.IsZero() || len(got.Finalizers) != 0 {
+		t.Fatalf("stored work = %+v, want it deleting without finalizers", got)
+	}
+	if err := s.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok, _ := s.Get(ctx, "c", "w"); ok {
-		t.Fatal("work still stored after a deletion without finalizers")
+		t.Fatal("work still stored after the deletion loop deleted it")
+	}
+}
+
+// A deletion of a work the agent never received must still be confirmed,
+// as the SDK's store does, or Maestro keeps the work deleting for ever.
+func TestAgentStoreKeepsDeletionsOfUnknownWorks(t *testing.T) {
+	var notified []string
+	s := newAgentStore(func(name string) { notified = append(notified, name) })
+	ctx := context.Background()
+
+	deleting := testWork(3)
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	deleting.Finalizers = []string{workv1.ManifestWorkFinalizer}
+	if err := s.HandleReceivedResource(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, _ := s.Get(ctx, "c", "w")
+	if !ok || got.DeletionTimestamp.IsZero() || len(got.Finalizers) != 1 {
+		t.Fatalf("stored work = %+v (stored %v), want it deleting with the finalizer", got, ok)
+	}
+	if !slices.Equal(notified, []string{"w"}) {
+		t.Errorf("notified %v, want the agent told about the deletion", notified)
+	}
+}
+
+// The SDK's deletion loop deletes a work it listed while deleting; if the
+// source has created it anew since, the new incarnation must stay.
+func TestAgentStoreDeleteKeepsARecreatedWork(t *testing.T) {
+	s := newAgentStore(func(string) {})
+	ctx := context.Background()
+
+	deleting := testWork(2)
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	if err := s.HandleReceivedResource(ctx, deleting); err != nil {
+		t.Fatal(err)
+	}
+	listed, _, _ := s.Get(ctx, "c", "w")                               // what the deletion loop and a finalizer removal read
+	if err := s.HandleReceivedResource(ctx, testWork(1)); err != nil { // created anew
+		t.Fatal(err)
+	}
+	if err := s.Update(listed); err == nil {
+		t.Fatal("a finalizer removal of the old incarnation overwrote the new one")
+	}
+	if err := s.Delete(listed); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, _ := s.Get(ctx, "c", "w")
+	if !ok || !got.DeletionTimestamp.IsZero() || got.Generation != 1 {
+		t.Fatalf("stored work = %+v (stored %v), want the new incarnation at generation 1", got, ok)
 	}
 }
 

@@ -63,13 +63,18 @@ func (s *agentStore) receive(w *workv1.ManifestWork) (string, bool) {
 	if !w.DeletionTimestamp.IsZero() {
 		cached := s.byUID(w)
 		if cached == nil {
-			return "", false // never had it: nothing to clean up
+			// A deletion of a work the agent does not hold (its create was
+			// lost, or the agent restarted): the SDK's own agent store adds
+			// it as it comes, deleting and with the cleanup finalizer the
+			// codec puts on every deletion, so the agent confirms it. Were
+			// it dropped, Maestro would keep the work "being deleted" for
+			// ever and every later apply of it would wait in vain.
+			incoming := w.DeepCopy()
+			s.works[incoming.Name] = incoming
+			return incoming.Name, true
 		}
-		if len(w.Finalizers) == 0 {
-			delete(s.works, cached.Name)
-			return cached.Name, true
-		}
-		// Keep spec and status, mark deleting: the agent removes the finalizer.
+		// Keep spec and status, mark deleting: the agent removes the
+		// finalizer, then the SDK's deletion loop publishes Deleted.
 		updated := cached.DeepCopy()
 		updated.DeletionTimestamp = w.DeletionTimestamp.DeepCopy()
 		updated.Finalizers = append([]string(nil), w.Finalizers...)
@@ -128,19 +133,34 @@ func (s *agentStore) Update(obj runtime.Object) error {
 		return fmt.Errorf("maestrotest: stale update of work %s: generation %d, stored %d", w.Name, w.Generation, cached.Generation)
 	case w.DeletionTimestamp.IsZero() && !cached.DeletionTimestamp.IsZero():
 		return fmt.Errorf("maestrotest: stale update of work %s: it is being deleted", w.Name)
+	case !w.DeletionTimestamp.IsZero() && cached.DeletionTimestamp.IsZero():
+		// Only the server marks a work deleting, so this write (a finalizer
+		// removal) was about an incarnation the source has since replaced.
+		return fmt.Errorf("maestrotest: stale update of work %s: it was created anew", w.Name)
 	}
 	s.works[w.Name] = w.DeepCopy()
 	return nil
 }
 
-// Delete is called by the agent client once it has published Deleted.
+// Delete is called by the agent client's deletion loop once it has
+// published Deleted for a work it listed earlier.
+//
+// Unlike the SDK's store, which deletes by name whatever is stored, this one
+// keeps a work that is no longer being deleted: in the window between the
+// loop's list and this call the source may have created the work anew (same
+// name, same resource ID) and the server sent it. The SDK's store drops the
+// new incarnation then, and the agent never reports on it until a resync; a
+// test agent that did so would fail tests at random for a reason outside
+// the code under test.
 func (s *agentStore) Delete(obj runtime.Object) error {
 	w, err := toWork(obj)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	delete(s.works, w.Name)
+	if cached := s.works[w.Name]; cached != nil && !cached.DeletionTimestamp.IsZero() {
+		delete(s.works, w.Name)
+	}
 	s.mu.Unlock()
 	s.notify(w.Name)
 	return nil
