@@ -51,6 +51,9 @@ type Config struct {
 	// state matters). Off, every event is handled in arrival order (replay:
 	// each recorded event yields its own status event).
 	Coalesce bool
+	// StatusWatch says which works' status changes WatchStatus reports
+	// between events: WatchDelivered (default), WatchAll or WatchOff.
+	StatusWatch string
 }
 
 // DefaultConfig returns the documented defaults.
@@ -63,6 +66,7 @@ func DefaultConfig() Config {
 		StatusTimeout:  30 * time.Second,
 		DrainTimeout:   25 * time.Second,
 		Coalesce:       true,
+		StatusWatch:    WatchDelivered,
 	}
 }
 
@@ -81,6 +85,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("STATUS_TIMEOUT: %s, want > 0", c.StatusTimeout)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("DRAIN_TIMEOUT: %s, want >= 0", c.DrainTimeout)
+	}
+	switch c.StatusWatch {
+	case WatchDelivered, WatchAll, WatchOff:
+	default:
+		return fmt.Errorf("STATUS_WATCH: %q, want %s, %s or %s", c.StatusWatch, WatchDelivered, WatchAll, WatchOff)
 	}
 	return nil
 }
@@ -105,6 +114,10 @@ type Pipeline struct {
 	// and the status watcher leaves them to the handler.
 	mu   sync.Mutex
 	keys map[string]*keyState
+
+	// reported is what the status of each work was when last reported, so
+	// that WatchStatus reports only news.
+	reported reportedWorks
 }
 
 // Deps are the pipeline's collaborators, one per seam.
@@ -139,8 +152,9 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 		cfg: cfg, decoder: d.Decoder, resources: d.Resources, handler: d.Handler,
 		delivery: d.Delivery, tracker: d.Tracker, sink: d.Sink, log: d.Logger,
 		observer: d.Observer, now: time.Now,
-		stats: Stats{counts: map[Outcome]int{}},
-		keys:  map[string]*keyState{},
+		stats:    Stats{counts: map[Outcome]int{}},
+		keys:     map[string]*keyState{},
+		reported: reportedWorks{works: map[string]reportedWork{}},
 	}, nil
 }
 

@@ -88,6 +88,7 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	if err := p.publish(ctx, ev, res, report); err != nil {
 		return "", st, err
 	}
+	p.reported.remember(st.observed)
 	phase(PhaseReport)
 	return Reconciled, st, nil
 }

@@ -2,10 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
@@ -13,15 +19,37 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
-// WatchStatus turns every status change Maestro reports on this adapter's
-// works (Applied, Available, Degraded, feedback, Deleted) into a status
-// event at once, instead of waiting for Sentinel's next event. It runs
-// until ctx ends.
+// Which status changes WatchStatus reports (Config.StatusWatch).
+const (
+	// WatchDelivered reports changes of the works this process wrote last:
+	// replicas of one adapter share a Maestro source id and so all see
+	// every work's changes, and each change is reported once, by the
+	// replica that delivered the work. Works delivered before the process
+	// started are reported again on Sentinel's next event for them.
+	WatchDelivered = "delivered"
+	// WatchAll reports changes of every work of this adapter: for a single
+	// replica that should also report, after a restart, changes of works it
+	// delivered before.
+	WatchAll = "all"
+	// WatchOff reports only per event.
+	WatchOff = "off"
+)
+
+// WatchStatus turns status changes Maestro reports on this adapter's works
+// (Applied, Available, Degraded, feedback, Deleted) into a status event at
+// once, instead of waiting for Sentinel's next event. It runs until ctx
+// ends. Config.StatusWatch says which works it reports on.
 //
 // A change on a resource that has an event queued or running is left to
 // that event, which reports when it is done; reporting it twice would only
-// race the two reports.
+// race the two reports. A change that leaves the status as last reported
+// (Maestro resends a work on resync and after each write) is not reported
+// again.
 func (p *Pipeline) WatchStatus(ctx context.Context) error {
+	if p.cfg.StatusWatch == WatchOff {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	changes := p.tracker.Subscribe(ctx)
 	for ch := range changes {
 		w := ch.Work
@@ -33,6 +61,10 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 		if href == "" {
 			continue
 		}
+		seen := reportedWork{version: w.Generation, fingerprint: statusFingerprint(ch)}
+		if !p.reported.worthReporting(workName(w), seen, p.cfg.StatusWatch == WatchAll) {
+			continue
+		}
 		p.mu.Lock()
 		_, busy := p.keys[key]
 		p.mu.Unlock()
@@ -40,8 +72,16 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 			continue
 		}
 		log := p.log.With("resource", href, "work", w.Namespace+"/"+w.Name, "change", ch.Type)
-		if err := p.reportCurrent(withLogger(ctx, log), href); err != nil && ctx.Err() == nil {
-			log.Warn("could not report a status change", "err", err)
+		if err := p.reportCurrent(withLogger(ctx, log), href); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("could not report a status change", "err", err)
+			}
+			continue
+		}
+		if ch.Type == watch.Deleted {
+			p.reported.forget(workName(w))
+		} else {
+			p.reported.set(workName(w), seen)
 		}
 	}
 	return ctx.Err()
@@ -81,4 +121,93 @@ func (p *Pipeline) reportCurrent(ctx context.Context, href string) error {
 	}
 	report := handlers.Report(p.cfg.AdapterName, t, res.Deleting(), observed, p.now())
 	return p.publish(ctx, ev, res, report)
+}
+
+// reportedWorks remembers, per work (consumer/name), the state whose status
+// this process reported last. Entries go when the work is reported gone,
+// so it holds at most the works that exist.
+type reportedWorks struct {
+	mu    sync.Mutex
+	works map[string]reportedWork
+}
+
+type reportedWork struct {
+	// version is the work's Maestro version (spec writes bump it; status
+	// updates do not).
+	version     int64
+	fingerprint uint64
+}
+
+func workName(w *workv1.ManifestWork) string { return w.Namespace + "/" + w.Name }
+
+// remember records what an event reported: each work as observed, or its
+// absence.
+func (r *reportedWorks) remember(observed []handlers.Observed) {
+	for _, o := range observed {
+		name := o.Consumer + "/" + o.Name
+		if o.Work == nil {
+			r.forget(name)
+			continue
+		}
+		r.set(name, reportedWork{version: o.Work.Generation,
+			fingerprint: statusFingerprint(maestro.WorkEvent{Type: watch.Modified, Work: o.Work})})
+	}
+}
+
+func (r *reportedWorks) set(name string, w reportedWork) {
+	r.mu.Lock()
+	r.works[name] = w
+	r.mu.Unlock()
+}
+
+func (r *reportedWorks) forget(name string) {
+	r.mu.Lock()
+	delete(r.works, name)
+	r.mu.Unlock()
+}
+
+// worthReporting decides whether a change seen by the watch is news. A work
+// this process never reported on is news only when all works are watched.
+// Unless all are watched, a work whose spec another writer (another
+// replica) has changed since is that writer's to report from now on.
+func (r *reportedWorks) worthReporting(name string, seen reportedWork, all bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last, known := r.works[name]
+	switch {
+	case !known:
+		return all
+	case !all && seen.version > last.version:
+		delete(r.works, name)
+		return false
+	default:
+		return seen.fingerprint != last.fingerprint
+	}
+}
+
+// statusFingerprint hashes what a status report is derived from: the
+// work's version, whether it is deleting or gone, and its conditions and
+// per-manifest feedback without their transition times (which the agent
+// rewrites on every resend).
+func statusFingerprint(ch maestro.WorkEvent) uint64 {
+	w := ch.Work
+	status := w.Status.DeepCopy()
+	clearTimes := func(conds []metav1.Condition) {
+		for i := range conds {
+			conds[i].LastTransitionTime = metav1.Time{}
+		}
+	}
+	clearTimes(status.Conditions)
+	for i := range status.ResourceStatus.Manifests {
+		clearTimes(status.ResourceStatus.Manifests[i].Conditions)
+	}
+	b, _ := json.Marshal(struct {
+		Gone     bool
+		Deleting bool
+		Version  int64
+		Status   *workv1.ManifestWorkStatus
+	}{ch.Type == watch.Deleted, w.DeletionTimestamp != nil, w.Generation, status})
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum64()
 }

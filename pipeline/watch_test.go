@@ -2,10 +2,17 @@ package pipeline
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
 
@@ -47,4 +54,98 @@ func snapshotMsgWithAPI(t *testing.T) *events.Message {
 	m := snapshotMsg(t, "e1", "019466a0-8f8e-7abc-9def-0123456789ab", 1)
 	m.Snapshot = nil
 	return m
+}
+
+// replicaOf builds a second pipeline on h's backend, as another replica of
+// the same adapter sharing its Maestro source: it sees the same works.
+func replicaOf(t *testing.T, h *harness, mode string) (*Pipeline, *captureSink) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	tracker := maestro.NewTracker(h.backend, log)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = tracker.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	handler, err := handlers.New(handlers.Config{Type: "namespace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.AdapterName = "namespace"
+	cfg.StatusWatch = mode
+	sink := &captureSink{}
+	p, err := New(cfg, Deps{Decoder: events.NewDecoder(), Resources: hyperfleet.DirReader{Dir: filepath.Join("..", "testdata", "api")},
+		Handler: handler, Delivery: h.backend, Tracker: tracker, Sink: sink, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sink
+}
+
+// Replicas share one Maestro source and all see every work change; by
+// default only the replica that delivered a work reports its changes, so a
+// late status is reported once, not once per replica. A replica watching
+// all works reports it too.
+func TestWatchStatusReportsOnlyDeliveredWorks(t *testing.T) {
+	h := newHarness(t, harnessOpts{adapterType: "namespace",
+		cfg:     func(c *Config) { c.StatusTimeout = 20 * time.Millisecond },
+		backend: embedded.Options{AgentDelay: 300 * time.Millisecond}})
+	other, otherSink := replicaOf(t, h, WatchDelivered)
+	all, allSink := replicaOf(t, h, WatchAll)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range []*Pipeline{h.p, other, all} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.WatchStatus(ctx) }()
+	}
+
+	h.run(t, []*events.Message{snapshotMsgWithAPI(t)})
+	waitCond(t, 10*time.Second, "the delivering replica's report of the late status", func() bool {
+		reps := h.sink.reports(t)
+		n := len(reps)
+		return n >= 2 && conditions(reps[n-1].Report)["Available"] == "True"
+	})
+	waitCond(t, 10*time.Second, "the all-works replica's report of the late status", func() bool {
+		// It may also have reported the work as first created: news to it.
+		reps := allSink.reports(t)
+		n := len(reps)
+		return n >= 1 && conditions(reps[n-1].Report)["Available"] == "True"
+	})
+	// The all-works replica has reported, so the change reached every
+	// watcher; the other replica, which delivered nothing, stayed quiet.
+	if reps := otherSink.reports(t); len(reps) != 0 {
+		t.Errorf("a replica that delivered nothing reported %d times: %+v", len(reps), reps)
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestReportedWorksWorthReporting(t *testing.T) {
+	r := reportedWorks{works: map[string]reportedWork{}}
+	at := func(version int64, fp uint64) reportedWork { return reportedWork{version: version, fingerprint: fp} }
+	if r.worthReporting("c/w", at(1, 1), false) {
+		t.Error("a work this process never reported on is news to it")
+	}
+	if !r.worthReporting("c/w", at(1, 1), true) {
+		t.Error("watching all works, an unknown work is not news")
+	}
+	r.set("c/w", at(1, 1))
+	if r.worthReporting("c/w", at(1, 1), false) {
+		t.Error("the status as last reported is news")
+	}
+	if !r.worthReporting("c/w", at(1, 2), false) {
+		t.Error("a changed status of a delivered work is not news")
+	}
+	if r.worthReporting("c/w", at(2, 3), false) {
+		t.Error("a work another writer changed since is still this process's to report")
+	}
+	if r.worthReporting("c/w", at(2, 4), false) {
+		t.Error("a work taken over by another writer came back")
+	}
+	r.set("c/w", at(2, 4))
+	r.forget("c/w")
+	if r.worthReporting("c/w", at(2, 5), false) {
+		t.Error("a forgotten work is news")
+	}
 }

@@ -82,6 +82,7 @@ type Config struct {
 	RetryMaxDelay  time.Duration `envconfig:"RETRY_MAX_DELAY" default:"30s" desc:"longest backoff between tries"`
 	StatusTimeout  time.Duration `envconfig:"STATUS_TIMEOUT" default:"30s" desc:"how long to wait for the agent's status before reporting what is known"`
 	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" default:"25s" desc:"on SIGTERM, how long in-flight events may finish"`
+	StatusWatch    string        `envconfig:"STATUS_WATCH" default:"delivered" desc:"adapter run: which works' status changes are reported between events: delivered (those this replica wrote last), all, or off"`
 
 	// Where events come from (adapter run) and where status goes.
 	Source      string   `envconfig:"SOURCE" default:"broker" desc:"adapter run: event source: broker (configured by broker.yaml / BROKER_* as for the HyperFleet broker library) or file"`

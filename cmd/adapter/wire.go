@@ -243,6 +243,7 @@ func pipelineConfig(cfg Config) pipeline.Config {
 	pc.RetryMaxDelay = cfg.RetryMaxDelay
 	pc.StatusTimeout = cfg.StatusTimeout
 	pc.DrainTimeout = cfg.DrainTimeout
+	pc.StatusWatch = cfg.StatusWatch
 	return pc
 }
 
