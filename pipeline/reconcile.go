@@ -175,6 +175,13 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 			return w != nil && w.Generation >= stored[i].Generation && statusSettled(w)
 		})
 	})
+	for _, o := range st.observed {
+		if o.Work != nil && maestro.Superseded(o.Work) {
+			// A delivery that writes later (a maestro-cli Job) found a
+			// newer generation in place: as if Apply had said so.
+			return fmt.Errorf("ManifestWork %s/%s: %w", o.Consumer, o.Name, maestro.ErrStaleGeneration)
+		}
+	}
 	return nil
 }
 

@@ -40,7 +40,7 @@ const (
 	reasonManifestFile          = "ManifestFileError"
 	reasonInvalidManifest       = "InvalidManifest"
 	reasonConsumerNotRegistered = "ConsumerNotRegistered"
-	reasonStaleGeneration       = "StaleGeneration"
+	reasonStaleGeneration       = maestro.ReasonStaleGeneration
 	reasonConflict              = "Conflict"
 	reasonUnreachable           = "MaestroUnreachable"
 	reasonMaestro               = "MaestroError"

@@ -39,6 +39,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
 
@@ -513,5 +514,40 @@ func TestIntegrationDeadlineOverrun(t *testing.T) {
 	}
 	if runs := n.history(); len(runs) != 0 {
 		t.Errorf("maestro-cli ran %d times for a pod that never started", len(runs))
+	}
+}
+
+// TestIntegrationStaleGenerationIsSuperseded: the work is already at
+// generation 2 (here applied directly over gRPC, as another adapter
+// deployment or a Job whose record expired would leave it) when a Job for
+// generation 1 runs. maestro-cli refuses to move it back (exit 2,
+// StaleGeneration); the event is superseded, not failed: acknowledged, no
+// Health=False report, the work left at generation 2.
+func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
+	e := newITEnv(t, true)
+	direct, err := remote.New(testContext(t), remote.Options{GRPCEndpoint: e.maestro.GRPCEndpoint,
+		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Close() })
+	clusterID := "0194" + randomSuffix(t)
+	requireSettled(t, newHarness(t, e, direct).run(t, clusterEvent(t, clusterID, 2, false)), 1)
+
+	d := e.delivery(t, func(o *Options) { o.StatusReporterImage = "quay.io/openshift-hyperfleet/status-reporter:test" })
+	n := startNode(t, e.cs, e.ns, nil)
+	h := newHarness(t, e, d)
+	requireSettled(t, h.run(t, clusterEvent(t, clusterID, 1, false)), 1)
+	if reports := h.sink.reports(t); len(reports) != 0 {
+		t.Errorf("a superseded generation was reported: %+v", reports)
+	}
+	runs := n.history()
+	if len(runs) != 1 || runs[0].exitCode != 2 || !strings.Contains(runs[0].results, maestro.ReasonStaleGeneration) {
+		t.Fatalf("node runs %+v, want one maestro-cli run refused with %s", runs, maestro.ReasonStaleGeneration)
+	}
+	for name, b := range bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
+		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != "2" {
+			t.Errorf("work %s at generation %q, want 2", name, g)
+		}
 	}
 }
