@@ -301,8 +301,11 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		if err == nil || ctx.Err() != nil || !unreachable(err) {
 			return err
 		}
-		wait := retry.Delay(100*time.Millisecond, 2*time.Second, n)
-		if time.Since(start)+wait > b.opts.UnavailableTimeout {
+		// The last try comes at the end of UnavailableTimeout, not one
+		// backoff before it: the caller was promised that much patience.
+		remaining := b.opts.UnavailableTimeout - time.Since(start)
+		wait := min(retry.Delay(100*time.Millisecond, 2*time.Second, n), max(remaining, 0))
+		if remaining <= 0 {
 			// The caller names the operation; err names the work.
 			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
 				b.opts.GRPCEndpoint, b.opts.HTTPEndpoint, time.Since(start).Round(time.Millisecond), err))
