@@ -53,6 +53,22 @@ type Delivery interface {
 	Watch(ctx context.Context) (<-chan WorkEvent, error)
 }
 
+// WithEventID returns ctx carrying the id of the CloudEvent a delivery is
+// made for. Deliveries may record it for tracing (the Job delivery puts it
+// on the Jobs it starts, as the spike's template does); it never decides
+// anything: Sentinel gives every publish a new id.
+func WithEventID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, eventIDKey{}, id)
+}
+
+// EventID returns the id WithEventID stored, or "".
+func EventID(ctx context.Context) string {
+	id, _ := ctx.Value(eventIDKey{}).(string)
+	return id
+}
+
+type eventIDKey struct{}
+
 // WorkEvent is one status change of a work.
 type WorkEvent struct {
 	Type watch.EventType // watch.Modified or watch.Deleted

@@ -375,6 +375,7 @@ func (p *Pipeline) process(ctx context.Context, j *job) result {
 	log := p.eventLogger(j.ev)
 	ctx = withLogger(ctx, log)
 	ctx = withEventAttrs(ctx, eventAttrs(j.ev))
+	ctx = maestro.WithEventID(ctx, j.ev.ID)
 	attempt := max(j.msg.Attempt, 1)
 	start := p.now()
 	for {

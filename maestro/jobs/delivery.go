@@ -615,6 +615,7 @@ func (d *Delivery) Delete(ctx context.Context, consumer, name string) error {
 // delivery of the same event, another replica) is the same run: it is
 // fetched and followed.
 func (d *Delivery) startRun(ctx context.Context, r run, meta workMeta) (*batchv1.Job, error) {
+	r.eventID = maestro.EventID(ctx)
 	want, err := d.opts.job(r, meta)
 	if err != nil {
 		return nil, events.Permanent(fmt.Errorf("building Job for work %s/%s: %w", r.consumer, r.name, err))

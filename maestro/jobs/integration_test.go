@@ -356,7 +356,8 @@ func TestIntegrationLifecycle(t *testing.T) {
 	h := newHarness(t, e, d)
 	clusterID := "0194" + randomSuffix(t)
 
-	requireSettled(t, h.run(t, clusterEvent(t, clusterID, 1, false)), 1)
+	created := clusterEvent(t, clusterID, 1, false)
+	requireSettled(t, h.run(t, created), 1)
 	reports := h.sink.reports(t)
 	if len(reports) != 1 {
 		t.Fatalf("%d reports for one event, want 1", len(reports))
@@ -379,6 +380,16 @@ func TestIntegrationLifecycle(t *testing.T) {
 	runs := n.history()
 	if len(runs) != 1 || runs[0].exitCode != 0 {
 		t.Fatalf("node runs %+v, want one successful maestro-cli run", runs)
+	}
+	// The Job names the CloudEvent it was started for, and maestro-cli
+	// logs it.
+	first := created.TransportID // the CloudEvent id, too
+	if job, err := e.cs.BatchV1().Jobs(e.ns).Get(testContext(t), runs[0].job, metav1.GetOptions{}); err != nil ||
+		job.Annotations[AnnotationSentinelEventID] != first {
+		t.Errorf("Job %s (err %v) annotated %v, want %s=%s", runs[0].job, err, job.Annotations, AnnotationSentinelEventID, first)
+	}
+	if !strings.Contains(runs[0].output, "event_id="+first) {
+		t.Errorf("maestro-cli output does not carry event_id=%s:\n%s", first, runs[0].output)
 	}
 	args := strings.Join(runs[0].args, " ")
 	for _, want := range []string{"apply", "--consumer=" + e.consumer, "--source-id=" + e.sourceID, "--watch", "--results-format=status-reporter"} {

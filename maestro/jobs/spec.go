@@ -53,6 +53,11 @@ const (
 	// annotations, so that the work Get synthesises carries them (the
 	// pipeline maps status changes back to resources with them).
 	AnnotationWorkMetadata = "hyperfleet.io/work-metadata"
+	// AnnotationSentinelEventID is the id of the CloudEvent the run was
+	// started for (also the CLI's EVENT_ID, as in the spike's template):
+	// for tracing a Job back to the event, since LabelEventID cannot be
+	// that id. Later events that follow the same run do not change it.
+	AnnotationSentinelEventID = "hyperfleet.io/sentinel-event-id"
 )
 
 // Operations.
@@ -99,6 +104,9 @@ type run struct {
 	op             string
 	digest         string
 	attempt        int
+	// eventID is the CloudEvent the run was started for; it is not part
+	// of the run's identity.
+	eventID string
 }
 
 // id is the run's idempotency key (LabelEventID).
@@ -183,15 +191,19 @@ func (o Options) objectMeta(r run, meta workMeta) (metav1.ObjectMeta, error) {
 	if r.digest != "" {
 		labels[LabelDigest] = r.digest
 	}
+	annotations := map[string]string{
+		AnnotationConsumer:     r.consumer,
+		AnnotationWorkName:     r.name,
+		AnnotationWorkMetadata: string(raw),
+	}
+	if r.eventID != "" {
+		annotations[AnnotationSentinelEventID] = r.eventID
+	}
 	return metav1.ObjectMeta{
-		Name:      r.jobName(),
-		Namespace: o.Namespace,
-		Labels:    labels,
-		Annotations: map[string]string{
-			AnnotationConsumer:     r.consumer,
-			AnnotationWorkName:     r.name,
-			AnnotationWorkMetadata: string(raw),
-		},
+		Name:        r.jobName(),
+		Namespace:   o.Namespace,
+		Labels:      labels,
+		Annotations: annotations,
 	}, nil
 }
 
@@ -229,6 +241,9 @@ func (o Options) job(r run, meta workMeta) (*batchv1.Job, error) {
 		// renaming over the file, which fails on a mount point (EBUSY).
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          containerSecurity(),
+	}
+	if r.eventID != "" {
+		cli.Env = append(cli.Env, corev1.EnvVar{Name: "EVENT_ID", Value: r.eventID})
 	}
 	if o.Maestro.TLSSecret != "" {
 		cli.VolumeMounts = append(cli.VolumeMounts, corev1.VolumeMount{Name: volumeTLS, MountPath: TLSDir, ReadOnly: true})

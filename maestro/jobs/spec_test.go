@@ -181,10 +181,19 @@ func TestJobCarriesWhatTheSpikeAsks(t *testing.T) {
 	o := baseOptions(t)
 	o.StatusReporterImage = "quay.io/openshift-hyperfleet/status-reporter:v1"
 	o = o.withDefaults()
-	r := run{consumer: "cluster-west-1", name: "hyperfleet-cluster-west-1-namespace", gen: 4, op: OpApply, digest: "d"}
+	r := run{consumer: "cluster-west-1", name: "hyperfleet-cluster-west-1-namespace", gen: 4, op: OpApply, digest: "d", eventID: "evt-1"}
 	job, err := o.job(r, workMeta{Labels: map[string]string{maestro.LabelAdapter: "namespace", "bad key!": "x"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if job.Annotations[AnnotationSentinelEventID] != "evt-1" || env(job.Spec.Template.Spec.Containers[0], "EVENT_ID") != "evt-1" {
+		t.Errorf("Job annotations %v, maestro-cli env %v: want the CloudEvent id evt-1 on both", job.Annotations, job.Spec.Template.Spec.Containers[0].Env)
+	}
+	if other := r; true {
+		other.eventID = "evt-2"
+		if other.id() != r.id() || other.jobName() != job.Name {
+			t.Error("the CloudEvent id changed the run's identity: a re-published event would start another Job")
+		}
 	}
 	if job.Labels[LabelComponent] != ComponentValue || job.Labels[LabelEventID] != r.id() || job.Labels[maestro.LabelAdapter] != "namespace" {
 		t.Errorf("Job labels %v lack the component, event id or the work's labels", job.Labels)
