@@ -14,7 +14,7 @@ import (
 // adapter uses.
 func cmdApply(inv *invocation) (*outcome, error) {
 	o := inv.o
-	work, base, _, err := loadWork(o.ManifestFile, o.Name, o.Consumer)
+	work, base, _, err := loadWork(inv.stdin, o.ManifestFile, o.Name, o.Consumer)
 	if err != nil {
 		return nil, err
 	}

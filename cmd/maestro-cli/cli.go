@@ -93,6 +93,7 @@ type invocation struct {
 	cmd    *command
 	g      globals
 	o      cmdOpts
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
@@ -105,8 +106,8 @@ type invocation struct {
 }
 
 // run is the whole CLI: it returns the exit code. env looks up environment
-// variables (os.LookupEnv in main).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+// variables (os.LookupEnv in main); stdin is read for --manifest-file -.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) (string, bool)) int {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return reportEarly(args, stderr, env, "", usageErr("unknown command %q; run 'maestro-cli --help' for the list", args[0]))
 	}
 
-	inv := &invocation{cmd: cmd, stdout: stdout, stderr: stderr}
+	inv := &invocation{cmd: cmd, stdin: stdin, stdout: stdout, stderr: stderr}
 	if err := inv.g.fromEnv(env); err != nil {
 		return reportEarly(args, stderr, env, cmd.name, err)
 	}
@@ -150,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return inv.finish(nil, err)
 	}
 	inv.log, inv.clientLog = log.With("cmd", cmd.name), clientLog
+	if id, _ := env(envEventID); id != "" {
+		inv.log, inv.clientLog = inv.log.With("event_id", id), inv.clientLog.With("event_id", id)
+	}
 	if err := inv.g.validate(); err != nil {
 		return inv.finish(nil, err)
 	}
@@ -326,6 +330,9 @@ const (
 	envTimeout            = "MAESTRO_CLI_TIMEOUT"
 	envOutput             = "MAESTRO_CLI_OUTPUT"
 	envLogLevel           = "LOG_LEVEL"
+	// envEventID is the CloudEvent a Job's run was started for (the
+	// spike's template sets it); it only labels the log lines.
+	envEventID = "EVENT_ID"
 )
 
 // defaultSourceID is the source the CLI writes as when none is given. Works
@@ -478,7 +485,7 @@ func (o *cmdOpts) bind(fs *flag.FlagSet, cmd *command) {
 		case "consumer":
 			fs.StringVar(&o.Consumer, "consumer", "", cmd.help(f, "Maestro consumer (target cluster) name"))
 		case "manifest-file":
-			fs.StringVar(&o.ManifestFile, "manifest-file", "", cmd.help(f, "YAML or JSON file: one ManifestWork, or Kubernetes manifests (one or more documents)"))
+			fs.StringVar(&o.ManifestFile, "manifest-file", "", cmd.help(f, "YAML or JSON file: one ManifestWork, or Kubernetes manifests (one or more documents); - reads standard input"))
 			fs.StringVar(&o.ManifestFile, "f", "", "short for --manifest-file")
 		case "watch":
 			fs.BoolVar(&o.Watch, "watch", false, cmd.help(f, "wait for the agent's status"))

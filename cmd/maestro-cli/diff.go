@@ -330,7 +330,7 @@ func nonNil(c []change) []change {
 // when there is none).
 func fileAndStored(inv *invocation) (*workv1.ManifestWork, basis, *workv1.ManifestWork, error) {
 	o := inv.o
-	file, base, _, err := loadWork(o.ManifestFile, o.Name, o.Consumer)
+	file, base, _, err := loadWork(inv.stdin, o.ManifestFile, o.Name, o.Consumer)
 	if err != nil {
 		return nil, base, nil, err
 	}

@@ -138,11 +138,16 @@ type res struct {
 
 func runCLI(t testing.TB, env map[string]string, args ...string) res {
 	t.Helper()
+	return runCLIWithStdin(t, env, "", args...)
+}
+
+func runCLIWithStdin(t testing.TB, env map[string]string, stdin string, args ...string) res {
+	t.Helper()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	code := run(ctx, args, &out, &errb, func(k string) (string, bool) {
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	})

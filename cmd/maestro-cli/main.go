@@ -34,7 +34,7 @@ func main() {
 	// The Kubernetes and gRPC libraries log through klog: keep their lines
 	// on stderr in the CLI's format, and only when they matter.
 	klog.SetSlogLogger(slog.New(quietShutdown{tint.NewHandler(os.Stderr, &tint.Options{Level: slog.LevelWarn, NoColor: !isTerminal(os.Stderr)})}).With("component", "client"))
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	os.Exit(code)
 }

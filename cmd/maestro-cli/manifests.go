@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -70,9 +71,28 @@ func identityOf(obj *unstructured.Unstructured) identity {
 	return identity{group: gv.Group, kind: obj.GetKind(), namespace: obj.GetNamespace(), name: obj.GetName()}
 }
 
-// readManifestFile reads and decodes path. Every error is a failure naming
-// the file (and line) at fault.
-func readManifestFile(path string) (*manifestFile, error) {
+// stdinPath is the --manifest-file that reads standard input.
+const stdinPath = "-"
+
+// readManifestFile reads and decodes path ("-": stdin). Every error is a
+// failure naming the file (and line) at fault.
+func readManifestFile(stdin io.Reader, path string) (*manifestFile, error) {
+	if path == stdinPath {
+		const name = "(standard input)"
+		if stdin == nil {
+			return nil, failf(exitUsage, reasonManifestFile, "--manifest-file -: no standard input")
+		}
+		data, err := io.ReadAll(io.LimitReader(stdin, maxFileSize+1))
+		switch {
+		case err != nil:
+			return nil, failf(exitUsage, reasonManifestFile, "--manifest-file -: reading standard input: %v", err)
+		case len(data) > maxFileSize:
+			return nil, failf(exitUsage, reasonManifestFile, "--manifest-file -: more than the %d bytes a ManifestWork could hold", maxFileSize)
+		case len(bytes.TrimSpace(data)) == 0:
+			return nil, failf(exitUsage, reasonManifestFile, "--manifest-file -: standard input is empty")
+		}
+		return parseManifests(name, data)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, failf(exitUsage, reasonManifestFile, "--manifest-file: %v", err)
@@ -443,8 +463,8 @@ func checkConsumerName(name string) error {
 
 // loadWork reads --manifest-file, checks it offline and returns the work to
 // apply. Every problem is a failure (exit 2) naming the file and line.
-func loadWork(path, name, consumer string) (*workv1.ManifestWork, basis, *manifestFile, error) {
-	mf, err := readManifestFile(path)
+func loadWork(stdin io.Reader, path, name, consumer string) (*workv1.ManifestWork, basis, *manifestFile, error) {
+	mf, err := readManifestFile(stdin, path)
 	if err != nil {
 		return nil, basis{}, nil, err
 	}

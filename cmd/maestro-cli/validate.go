@@ -28,7 +28,7 @@ func cmdValidate(inv *invocation) (*outcome, error) {
 	v := validationReport{File: o.ManifestFile, Consumer: o.Consumer}
 	reason := reasonInvalidManifest
 
-	mf, err := readManifestFile(o.ManifestFile)
+	mf, err := readManifestFile(inv.stdin, o.ManifestFile)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,16 @@ func TestValidateOffline(t *testing.T) {
 		containsAll(t, "stderr", r.stderr, "no --http-endpoint: the consumer is not checked", "no --name given")
 	})
 
+	t.Run("standard input", func(t *testing.T) {
+		t.Parallel()
+		r := runCLIWithStdin(t, nil, twoConfigMaps, "validate", "-f", "-", "--consumer", "cluster-1").want(t, exitOK)
+		containsAll(t, "stdout", r.stdout, "valid: 2 manifests")
+		r = runCLIWithStdin(t, nil, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n", "validate", "-f", "-", "--consumer", "cluster-1").want(t, exitUsage)
+		containsAll(t, "error line", r.errorLine(t, "validate"), "(standard input):1", `metadata.name "Bad_Name"`)
+		r = runCLIWithStdin(t, nil, "  \n", "validate", "-f", "-", "--consumer", "cluster-1").want(t, exitUsage)
+		containsAll(t, "error line", r.errorLine(t, "validate"), "--manifest-file -: standard input is empty")
+	})
+
 	t.Run("bad flags", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, dir, "flags.yaml", twoConfigMaps)
