@@ -42,7 +42,7 @@ type Config struct {
 	// (maestro/jobs.Options); it reaches Maestro at MAESTRO_GRPC_ENDPOINT and
 	// MAESTRO_HTTP_ENDPOINT as MAESTRO_SOURCE_ID. The Kubernetes client comes
 	// from KUBECONFIG, or in-cluster.
-	JobNamespace           string        `envconfig:"JOB_NAMESPACE" desc:"job delivery: namespace of the Jobs and their ConfigMaps (default: the adapter's own, or the KUBECONFIG context's)"`
+	JobNamespace           string        `envconfig:"JOB_NAMESPACE" desc:"job delivery: namespace of the Jobs and their ConfigMaps or Secrets (default: the adapter's own, or the KUBECONFIG context's)"`
 	JobImage               string        `envconfig:"JOB_IMAGE" default:"quay.io/openshift-hyperfleet/maestro-adapter:latest" desc:"job delivery: image running maestro-cli (the adapter's image ships it)"`
 	JobServiceAccount      string        `envconfig:"JOB_SERVICE_ACCOUNT" desc:"job delivery: service account of the Jobs' pods (default: the namespace's default); with a status-reporter it needs get jobs, update jobs/status, get/list pods"`
 	JobCPURequest          string        `envconfig:"JOB_CPU_REQUEST" default:"50m" desc:"job delivery: maestro-cli container's CPU request"`

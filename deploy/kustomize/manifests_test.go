@@ -73,6 +73,7 @@ const (
 var wantRules = map[string][]string{
 	"batch/jobs":  {"create", "get", "list", "watch"},
 	"/configmaps": {"create"},
+	"/secrets":    {"create"},
 	"/pods":       {"list", "watch"},
 }
 
@@ -949,6 +950,7 @@ func TestServerSideDryRun(t *testing.T) {
 		{"batch", "jobs", "get", true},
 		{"batch", "jobs", "watch", true},
 		{"", "configmaps", "create", true},
+		{"", "secrets", "create", true},
 		{"", "pods", "list", true},
 		{"", "pods", "watch", true},
 		{"batch", "jobs", "delete", false},

@@ -224,6 +224,7 @@ var permissions = []authorizationv1.ResourceAttributes{
 	{Group: "batch", Resource: "jobs", Verb: "list"},
 	{Group: "batch", Resource: "jobs", Verb: "watch"},
 	{Resource: "configmaps", Verb: "create"},
+	{Resource: "secrets", Verb: "create"},
 	{Resource: "pods", Verb: "list"},
 	{Resource: "pods", Verb: "watch"},
 }
@@ -497,7 +498,7 @@ func (d *Delivery) Get(_ context.Context, consumer, name string) (*workv1.Manife
 // generation and the same work content is followed unless it failed, in
 // which case the next attempt starts.
 func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
-	gen, doc, err := d.validate(work)
+	gen, doc, sensitive, err := d.validate(work)
 	if err != nil {
 		return nil, err
 	}
@@ -512,13 +513,13 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 		return latest.work(), fmt.Errorf("applying work %s at generation %d: a run for generation %d exists (Job %s): %w",
 			key, gen, latest.run.gen, latest.job.Name, maestro.ErrStaleGeneration)
 	}
-	r := run{consumer: work.Namespace, name: work.Name, gen: gen, op: OpApply, digest: digest(doc)}
+	r := run{consumer: work.Namespace, name: work.Name, gen: gen, op: OpApply, digest: digest(doc), sensitive: sensitive}
 	if known && latest.run.op == OpApply && latest.run.gen == gen && latest.run.digest == r.digest && latest.out.Phase != PhaseFailed {
 		// This event was delivered before, or another replica got it: the
-		// run exists. Make sure its ConfigMap does too (a crash between the
-		// two creates would leave the pod waiting for it).
+		// run exists. Make sure its work document does too (a crash between
+		// the two creates would leave the pod waiting for it).
 		if !latest.out.Finished() {
-			if err := d.createConfigMap(ctx, latest.job, doc); err != nil {
+			if err := d.createWorkHolder(ctx, latest.job, doc); err != nil {
 				return nil, err
 			}
 		}
@@ -530,7 +531,7 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 	if err != nil {
 		return nil, err
 	}
-	if err := d.createConfigMap(ctx, job, doc); err != nil {
+	if err := d.createWorkHolder(ctx, job, doc); err != nil {
 		return nil, err
 	}
 	st, err := d.awaitCached(ctx, key, job)
@@ -649,18 +650,29 @@ func (d *Delivery) startRun(ctx context.Context, r run, meta workMeta) (*batchv1
 	return job, nil
 }
 
-// createConfigMap creates the ConfigMap the Job mounts, owned by the Job.
-// One that exists already is the same one (same name, same run).
-func (d *Delivery) createConfigMap(ctx context.Context, job *batchv1.Job, doc []byte) error {
-	cm := d.opts.configMap(job, doc)
-	err := d.call("create", "configmaps", func() error {
+// createWorkHolder creates the ConfigMap, or for a work carrying a Secret
+// the Secret, that the Job mounts its work from, owned by the Job. One that
+// exists already is the same one (same name, same run).
+func (d *Delivery) createWorkHolder(ctx context.Context, job *batchv1.Job, doc []byte) error {
+	kind, resource := "ConfigMap", "configmaps"
+	create := func(ctx context.Context) error {
+		_, err := d.cs.CoreV1().ConfigMaps(d.opts.Namespace).Create(ctx, d.opts.configMap(job, doc), metav1.CreateOptions{})
+		return err
+	}
+	if holdsWorkInSecret(job) {
+		kind, resource = "Secret", "secrets"
+		create = func(ctx context.Context) error {
+			_, err := d.cs.CoreV1().Secrets(d.opts.Namespace).Create(ctx, d.opts.secret(job, doc), metav1.CreateOptions{})
+			return err
+		}
+	}
+	err := d.call("create", resource, func() error {
 		cctx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
 		defer cancel()
-		_, err := d.cs.CoreV1().ConfigMaps(d.opts.Namespace).Create(cctx, cm, metav1.CreateOptions{})
-		return err
+		return create(cctx)
 	})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return classify(fmt.Errorf("creating ConfigMap %s/%s for Job %s: %w", cm.Namespace, cm.Name, job.Name, err))
+		return classify(fmt.Errorf("creating %s %s/%s for Job %s: %w", kind, job.Namespace, job.Name, job.Name, err))
 	}
 	return nil
 }
@@ -706,24 +718,23 @@ func (d *Delivery) await(ctx context.Context, key workKey, done func(st runState
 	}
 }
 
-// validate checks the work and returns its generation and the document the
-// ConfigMap holds.
-func (d *Delivery) validate(work *workv1.ManifestWork) (int64, []byte, error) {
+// validate checks the work and returns its generation, the document the
+// Job mounts, and whether that must be kept in a Secret.
+func (d *Delivery) validate(work *workv1.ManifestWork) (gen int64, doc []byte, sensitive bool, err error) {
 	switch {
 	case work == nil:
-		return 0, nil, events.Permanentf("applying work: nil work")
+		return 0, nil, false, events.Permanentf("applying work: nil work")
 	case work.Name == "":
-		return 0, nil, events.Permanentf("applying work: metadata.name is empty")
+		return 0, nil, false, events.Permanentf("applying work: metadata.name is empty")
 	case work.Namespace == "":
-		return 0, nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+		return 0, nil, false, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
 	case len(work.Spec.Workload.Manifests) == 0:
-		return 0, nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+		return 0, nil, false, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
 	}
-	var gen int64
 	if v, ok := work.Annotations[maestro.AnnotationGeneration]; ok {
 		g, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || g < 0 {
-			return 0, nil, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
+			return 0, nil, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
 				work.Namespace, work.Name, maestro.AnnotationGeneration, v)
 		}
 		gen = g
@@ -734,23 +745,23 @@ func (d *Delivery) validate(work *workv1.ManifestWork) (int64, []byte, error) {
 		if m.Raw == nil && m.Object != nil {
 			raw, err := json.Marshal(m.Object)
 			if err != nil {
-				return 0, nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
+				return 0, nil, false, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
 			}
 			m.Raw, m.Object = raw, nil
 		}
 		if err := maestro.CheckManifest(m.Raw); err != nil {
-			return 0, nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
+			return 0, nil, false, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
 		}
 	}
-	doc, err := d.opts.workDocument(w)
+	doc, err = d.opts.workDocument(w)
 	if err != nil {
-		return 0, nil, events.Permanentf("applying work %s/%s: encoding it: %w", work.Namespace, work.Name, err)
+		return 0, nil, false, events.Permanentf("applying work %s/%s: encoding it: %w", work.Namespace, work.Name, err)
 	}
 	if len(doc) > maxConfigMapBytes {
-		return 0, nil, events.Permanentf("applying work %s/%s: it is %d bytes, more than a ConfigMap holds (%d)",
+		return 0, nil, false, events.Permanentf("applying work %s/%s: it is %d bytes, more than a ConfigMap or Secret holds (%d)",
 			work.Namespace, work.Name, len(doc), maxConfigMapBytes)
 	}
-	return gen, doc, nil
+	return gen, doc, holdsSecret(w), nil
 }
 
 // call runs one Kubernetes API call and tells the observer.

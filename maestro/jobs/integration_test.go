@@ -27,9 +27,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -560,5 +563,57 @@ func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != "2" {
 			t.Errorf("work %s at generation %q, want 2", name, g)
 		}
+	}
+}
+
+// TestIntegrationSecretTravelsInASecret: a work carrying a Secret (a pull
+// secret) is handed to its Job in a Secret, owned by the Job, never in a
+// ConfigMap; the real maestro-cli reads it from there and applies it.
+func TestIntegrationSecretTravelsInASecret(t *testing.T) {
+	e := newITEnv(t, true)
+	d := e.delivery(t, nil)
+	startNode(t, e.cs, e.ns, nil)
+	tracker := maestro.NewTracker(d, testLogger(t))
+	ctx, stop := context.WithCancel(testContext(t))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = tracker.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	w := namespaceWork(t, 1)
+	w.Namespace = e.consumer
+	w.Spec.Workload.Manifests = append(w.Spec.Workload.Manifests, workv1.Manifest{RawExtension: runtime.RawExtension{
+		Raw: []byte(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"pull-secret","namespace":"default"},"type":"kubernetes.io/dockerconfigjson","data":{".dockerconfigjson":"eyJhdXRocyI6e319"}}`)}})
+	stored, err := d.Apply(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, waitTimeout)
+	got, err := tracker.Await(actx, w.Namespace, w.Name, func(w *workv1.ManifestWork) bool {
+		return w != nil && w.Generation >= stored.Generation && settled(w)
+	})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, reason := condStatus(got, workv1.WorkApplied); s != metav1.ConditionTrue {
+		t.Fatalf("Applied=%s (%s), want True: maestro-cli did not read the work from the Secret", s, reason)
+	}
+
+	job := onlyJob(t, e.cs, e.ns, w, OpApply)
+	secret, err := e.cs.CoreV1().Secrets(e.ns).Get(ctx, job.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the work's Secret: %v", err)
+	}
+	if len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].UID != job.UID {
+		t.Errorf("Secret owners %+v, want the Job %s", secret.OwnerReferences, job.UID)
+	}
+	if !strings.Contains(string(secret.Data[ConfigMapKey]), "dockerconfigjson") {
+		t.Errorf("Secret %s does not hold the work", secret.Name)
+	}
+	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, job.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a ConfigMap %s exists too (err %v): the Secret's data would be in plain sight", job.Name, err)
+	}
+	if b, ok := bundles(t, e.maestro.HTTPEndpoint, e.sourceID)[w.Name]; !ok || b.ConsumerName != e.consumer {
+		t.Errorf("Maestro does not hold work %s on %s", w.Name, e.consumer)
 	}
 }

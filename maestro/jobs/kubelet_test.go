@@ -203,15 +203,13 @@ func (n *node) runJob(ctx context.Context, job *batchv1.Job) error {
 		if err := os.MkdirAll(host, 0o755); err != nil {
 			return err
 		}
-		if v.ConfigMap != nil {
-			data, err := n.configMapData(ctx, v.ConfigMap.Name)
-			if err != nil {
+		data, err := n.volumeData(ctx, v)
+		if err != nil {
+			return err
+		}
+		for k, val := range data {
+			if err := os.WriteFile(filepath.Join(host, k), val, 0o644); err != nil {
 				return err
-			}
-			for k, val := range data {
-				if err := os.WriteFile(filepath.Join(host, k), []byte(val), 0o644); err != nil {
-					return err
-				}
 			}
 		}
 	}
@@ -272,22 +270,51 @@ func (n *node) runJob(ctx context.Context, job *batchv1.Job) error {
 	return n.finishJob(job, false, batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", pod)
 }
 
-// configMapData waits for the ConfigMap a volume names, as the kubelet does
-// (the pod stays ContainerCreating until it exists).
-func (n *node) configMapData(ctx context.Context, name string) (map[string]string, error) {
+// volumeData waits for the ConfigMap or Secret a volume names, as the
+// kubelet does (the pod stays ContainerCreating until it exists), and
+// returns its files; other volumes start empty.
+func (n *node) volumeData(ctx context.Context, v corev1.Volume) (map[string][]byte, error) {
+	var kind, name string
+	var get func(context.Context) (map[string][]byte, error)
+	switch {
+	case v.ConfigMap != nil:
+		kind, name = "ConfigMap", v.ConfigMap.Name
+		get = func(ctx context.Context) (map[string][]byte, error) {
+			cm, err := n.cs.CoreV1().ConfigMaps(n.ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			out := map[string][]byte{}
+			for k, val := range cm.Data {
+				out[k] = []byte(val)
+			}
+			return out, nil
+		}
+	case v.Secret != nil:
+		kind, name = "Secret", v.Secret.SecretName
+		get = func(ctx context.Context) (map[string][]byte, error) {
+			s, err := n.cs.CoreV1().Secrets(n.ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return s.Data, nil
+		}
+	default:
+		return nil, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
 	for {
-		cm, err := n.cs.CoreV1().ConfigMaps(n.ns).Get(ctx, name, metav1.GetOptions{})
+		data, err := get(ctx)
 		if err == nil {
-			return cm.Data, nil
+			return data, nil
 		}
 		if !apierrors.IsNotFound(err) {
 			return nil, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("ConfigMap %s never appeared: %w", name, ctx.Err())
+			return nil, fmt.Errorf("%s %s never appeared: %w", kind, name, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

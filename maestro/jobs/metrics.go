@@ -14,7 +14,7 @@ import (
 // block. It has the shape of maestro.CallObserver, so that the pipeline's
 // metrics can implement both without importing this package.
 type Observer interface {
-	// KubeRequest: verb (create, get) on resource (jobs, configmaps,
+	// KubeRequest: verb (create, get) on resource (jobs, configmaps, secrets,
 	// selfsubjectaccessreviews) took d and ended with result (RequestResult:
 	// ok, already_exists, forbidden, ...).
 	KubeRequest(verb, resource, result string, d time.Duration)

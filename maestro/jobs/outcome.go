@@ -298,6 +298,7 @@ func runOf(job *batchv1.Job) (r run, ok bool) {
 	r.op = job.Labels[LabelOperation]
 	r.digest = job.Labels[LabelDigest]
 	r.eventID = job.Annotations[AnnotationSentinelEventID]
+	r.sensitive = holdsWorkInSecret(job)
 	gen, err1 := strconv.ParseInt(job.Labels[LabelGeneration], 10, 64)
 	attempt, err2 := strconv.Atoi(job.Labels[LabelAttempt])
 	if r.consumer == "" || r.name == "" || (r.op != OpApply && r.op != OpDelete) || err1 != nil || err2 != nil {

@@ -107,6 +107,10 @@ type run struct {
 	// eventID is the CloudEvent the run was started for; it is not part
 	// of the run's identity.
 	eventID string
+	// sensitive: the work holds a Secret, so the run's work document goes
+	// in a Secret, not a ConfigMap (the digest already tells such a work
+	// apart, so this is not part of the run's identity either).
+	sensitive bool
 }
 
 // id is the run's idempotency key (LabelEventID).
@@ -265,12 +269,13 @@ func (o Options) job(r run, meta workMeta) (*batchv1.Job, error) {
 	}}
 	if r.op == OpApply {
 		cli.VolumeMounts = append(cli.VolumeMounts, corev1.VolumeMount{Name: volumeManifest, MountPath: ManifestDir, ReadOnly: true})
-		volumes = append(volumes, corev1.Volume{
-			Name: volumeManifest,
-			VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: om.Name},
-			}},
-		})
+		source := corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: om.Name},
+		}}
+		if r.sensitive {
+			source = corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: om.Name, DefaultMode: ptr.To[int32](0o440)}}
+		}
+		volumes = append(volumes, corev1.Volume{Name: volumeManifest, VolumeSource: source})
 	}
 	if o.Maestro.TLSSecret != "" {
 		volumes = append(volumes, corev1.Volume{
@@ -397,20 +402,59 @@ func containerSecurity() *corev1.SecurityContext {
 // the garbage collector removes it with the Job (after TTLAfterFinished).
 func (o Options) configMap(job *batchv1.Job, work []byte) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        job.Name,
-			Namespace:   job.Namespace,
-			Labels:      job.Labels,
-			Annotations: map[string]string{AnnotationConsumer: job.Annotations[AnnotationConsumer], AnnotationWorkName: job.Annotations[AnnotationWorkName]},
-			// No blockOwnerDeletion: setting it needs update on jobs/finalizers,
-			// which the adapter's Role does not grant.
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
-			}},
-		},
-		Data: map[string]string{ConfigMapKey: string(work)},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: workHolderMeta(job),
+		Data:       map[string]string{ConfigMapKey: string(work)},
 	}
+}
+
+// secret holds the work for an apply run instead of a ConfigMap when the
+// work carries a Secret (a pull secret, an IDP's client secret): its data
+// must not sit in plain sight of everyone who may read ConfigMaps.
+func (o Options) secret(job *batchv1.Job, work []byte) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: workHolderMeta(job),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{ConfigMapKey: work},
+	}
+}
+
+// workHolderMeta names the object holding a run's work after its Job and
+// makes the Job its owner.
+func workHolderMeta(job *batchv1.Job) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:        job.Name,
+		Namespace:   job.Namespace,
+		Labels:      job.Labels,
+		Annotations: map[string]string{AnnotationConsumer: job.Annotations[AnnotationConsumer], AnnotationWorkName: job.Annotations[AnnotationWorkName]},
+		// No blockOwnerDeletion: setting it needs update on jobs/finalizers,
+		// which the adapter's Role does not grant.
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
+		}},
+	}
+}
+
+// holdsSecret reports whether a work carries a core/v1 Secret.
+func holdsSecret(w *workv1.ManifestWork) bool {
+	for _, m := range w.Spec.Workload.Manifests {
+		var tm metav1.TypeMeta
+		if json.Unmarshal(m.Raw, &tm) == nil && tm.APIVersion == "v1" && tm.Kind == "Secret" {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsWorkInSecret reports whether a Job mounts its work from a Secret.
+func holdsWorkInSecret(job *batchv1.Job) bool {
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.Name == volumeManifest {
+			return v.Secret != nil
+		}
+	}
+	return false
 }
 
 // workDocument is the work as maestro-cli reads it from the ConfigMap:

@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
@@ -354,5 +355,34 @@ func TestJobRoundTrips(t *testing.T) {
 		if r, ok := runOf(&back); !ok || r.op != op || r.consumer != "c" || r.name != "w" || r.gen != 1 {
 			t.Errorf("runOf(%s Job) = %+v, %v", op, r, ok)
 		}
+	}
+}
+
+// A work carrying a Secret is mounted from a Secret; any other from a
+// ConfigMap. Both hold the same document under the same key.
+func TestWorkHolderFollowsTheWork(t *testing.T) {
+	o := baseOptions(t).withDefaults()
+	plain := namespaceWork(t, 1)
+	withSecret := plain.DeepCopy()
+	withSecret.Spec.Workload.Manifests = append(withSecret.Spec.Workload.Manifests, workv1.Manifest{RawExtension: runtime.RawExtension{
+		Raw: []byte(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","namespace":"n"},"data":{"k":"dg=="}}`)}})
+	if holdsSecret(plain) || !holdsSecret(withSecret) {
+		t.Fatalf("holdsSecret: plain %v, with a Secret %v", holdsSecret(plain), holdsSecret(withSecret))
+	}
+	for _, sensitive := range []bool{false, true} {
+		job, err := o.job(run{consumer: "c", name: "w", gen: 1, op: OpApply, digest: "d", sensitive: sensitive}, workMeta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := holdsWorkInSecret(job); got != sensitive {
+			t.Errorf("sensitive %v: Job mounts its work from a Secret: %v", sensitive, got)
+		}
+		if r, ok := runOf(job); !ok || r.sensitive != sensitive {
+			t.Errorf("sensitive %v: run read back from the Job %+v", sensitive, r)
+		}
+	}
+	job, _ := o.job(run{consumer: "c", name: "w", gen: 1, op: OpApply, sensitive: true}, workMeta{})
+	if s := o.secret(job, []byte("doc")); string(s.Data[ConfigMapKey]) != "doc" || s.Name != job.Name || s.OwnerReferences[0].Name != job.Name {
+		t.Errorf("Secret %+v does not hold the document under %s, named and owned by the Job", s, ConfigMapKey)
 	}
 }
