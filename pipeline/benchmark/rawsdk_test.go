@@ -15,6 +15,7 @@ import (
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
 	"github.com/openshift-online/ocm-sdk-go/logging"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubetypes "k8s.io/apimachinery/pkg/types"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
@@ -150,7 +151,19 @@ func (r *rawSDK) applyWithin(ctx context.Context, w *workv1.ManifestWork, create
 	if create {
 		_, err = r.client.ManifestWorks(r.consumer).Create(ctx, w, metav1.CreateOptions{})
 	} else {
-		_, err = r.client.ManifestWorks(r.consumer).Patch(ctx, w.Name, kubetypes.MergePatchType, patch, metav1.PatchOptions{})
+		// Past capacity Maestro may not have stored the create yet when the
+		// patch reads the work (the client's Patch reads it over REST): a
+		// raw user retries, and the wait counts in the latency.
+		for {
+			_, err = r.client.ManifestWorks(r.consumer).Patch(ctx, w.Name, kubetypes.MergePatchType, patch, metav1.PatchOptions{})
+			if !apierrors.IsNotFound(err) || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("raw Maestro: %s work %s: %w", map[bool]string{true: "create", false: "patch"}[create], w.Name, err)
