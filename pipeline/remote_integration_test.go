@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,29 +61,6 @@ func remoteSuffix(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// remoteLogger logs through t (so output shows with a failing test), or
-// nowhere once the test is over: the Maestro client's goroutines outlive it.
-func remoteLogger(t testing.TB) *slog.Logger {
-	w := &remoteLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type remoteLogWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *remoteLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 type remoteHarness struct {
 	env      maestrotest.Env
 	sourceID string
@@ -112,7 +88,7 @@ type remoteHarnessOpts struct {
 func newRemoteHarness(t *testing.T, o remoteHarnessOpts) *remoteHarness {
 	t.Helper()
 	remoteReconnectDelay.Do(func() { maestrotest.SetReconnectDelay(500 * time.Millisecond) })
-	log := remoteLogger(t)
+	log := maestrotest.SlogLogger(t)
 	sourceID := "pipeline-" + remoteSuffix(t)
 	bo := remote.Options{
 		GRPCEndpoint: o.env.GRPCEndpoint, HTTPEndpoint: o.env.HTTPEndpoint, SourceID: sourceID,

@@ -3,12 +3,9 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
 
 func TestMain(m *testing.M) {
@@ -45,28 +43,6 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-// testLogger logs through t while the test runs.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // baseOptions are the options of the unit tests (fake clientset).
 func baseOptions(t testing.TB) Options {
 	return Options{
@@ -77,7 +53,7 @@ func baseOptions(t testing.TB) Options {
 			HTTPEndpoint: "http://maestro.maestro:8000",
 			SourceID:     "hyperfleet-adapter-namespace",
 		},
-		Logger: testLogger(t),
+		Logger: maestrotest.SlogLogger(t),
 	}
 }
 

@@ -155,7 +155,7 @@ func (e *itEnv) options(t testing.TB, mutate func(*Options)) Options {
 			HTTPEndpoint: e.maestro.HTTPEndpoint,
 			SourceID:     e.sourceID,
 		},
-		Logger: testLogger(t),
+		Logger: maestrotest.SlogLogger(t),
 	}
 	if mutate != nil {
 		mutate(&o)
@@ -181,7 +181,7 @@ type harness struct {
 
 func newHarness(t testing.TB, e *itEnv, d maestro.Delivery) *harness {
 	t.Helper()
-	log := testLogger(t)
+	log := maestrotest.SlogLogger(t)
 	tracker := maestro.NewTracker(d, log)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -540,7 +540,7 @@ func TestIntegrationDeadlineOverrun(t *testing.T) {
 func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 	e := newITEnv(t, true)
 	direct, err := remote.New(testContext(t), remote.Options{GRPCEndpoint: e.maestro.GRPCEndpoint,
-		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Logger: testLogger(t)})
+		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Logger: maestrotest.SlogLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +573,7 @@ func TestIntegrationSecretTravelsInASecret(t *testing.T) {
 	e := newITEnv(t, true)
 	d := e.delivery(t, nil)
 	startNode(t, e.cs, e.ns, nil)
-	tracker := maestro.NewTracker(d, testLogger(t))
+	tracker := maestro.NewTracker(d, maestrotest.SlogLogger(t))
 	ctx, stop := context.WithCancel(testContext(t))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = tracker.Run(ctx) }()
