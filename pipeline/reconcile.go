@@ -172,7 +172,7 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 	p.observer.Phase(PhaseDeliver, time.Since(start))
 	p.awaitAll(ctx, st, func(ctx context.Context, i int) (*workv1.ManifestWork, error) {
 		return expects[i].Await(ctx, stored[i], func(w *workv1.ManifestWork) bool {
-			return w != nil && w.Generation >= stored[i].Generation && statusSettled(w)
+			return w != nil && w.Generation >= stored[i].Generation && maestro.StatusSettled(w)
 		})
 	})
 	for _, o := range st.observed {
@@ -227,26 +227,6 @@ func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx contex
 		}()
 	}
 	wg.Wait()
-}
-
-// statusSettled reports whether the agent has said its word about the
-// work's current generation: Applied and Available both observed at it, or
-// the work is degraded.
-func statusSettled(w *workv1.ManifestWork) bool {
-	var applied, available bool
-	for _, c := range w.Status.Conditions {
-		switch c.Type {
-		case workv1.WorkApplied:
-			applied = c.ObservedGeneration >= w.Generation
-		case workv1.WorkAvailable:
-			available = c.ObservedGeneration >= w.Generation
-		case workv1.WorkDegraded:
-			if c.Status == "True" && c.ObservedGeneration >= w.Generation {
-				return true
-			}
-		}
-	}
-	return applied && available
 }
 
 func (p *Pipeline) publish(ctx context.Context, ev events.Event, res *hyperfleet.Resource, report hyperfleet.StatusReport) error {

@@ -69,7 +69,7 @@ func TestApplyFollowsTheJobToItsEnd(t *testing.T) {
 	if s, reason := condStatus(got, workv1.WorkProgressing); s != metav1.ConditionTrue || reason != ReasonJobPending {
 		t.Fatalf("Apply returned Progressing=%s (%s), want True JobPending", s, reason)
 	}
-	if settled(got) {
+	if maestro.StatusSettled(got) {
 		t.Fatal("the work Apply returned looks settled to the pipeline before the Job ran")
 	}
 	// Get reads the cache, which Apply waited for.
@@ -483,7 +483,7 @@ func TestTrackerAwaitsTheJob(t *testing.T) {
 		go func() { _, err := setJobStatus(cs, job, c.status); wrote <- err }()
 		actx, cancel := context.WithTimeout(ctx, waitTimeout)
 		got, err := tr.Await(actx, w.Namespace, w.Name, func(w *workv1.ManifestWork) bool {
-			return w != nil && w.Generation >= stored.Generation && settled(w)
+			return w != nil && w.Generation >= stored.Generation && maestro.StatusSettled(w)
 		})
 		cancel()
 		if werr := <-wrote; werr != nil {
@@ -507,24 +507,6 @@ func jobAtGeneration(t *testing.T, d *Delivery, w *workv1.ManifestWork, gen int6
 	}
 	t.Fatalf("no Job at generation %d", gen)
 	return nil
-}
-
-// settled is the pipeline's statusSettled (pipeline/reconcile.go).
-func settled(w *workv1.ManifestWork) bool {
-	var applied, available bool
-	for _, c := range w.Status.Conditions {
-		switch c.Type {
-		case workv1.WorkApplied:
-			applied = c.ObservedGeneration >= w.Generation
-		case workv1.WorkAvailable:
-			available = c.ObservedGeneration >= w.Generation
-		case workv1.WorkDegraded:
-			if c.Status == "True" && c.ObservedGeneration >= w.Generation {
-				return true
-			}
-		}
-	}
-	return applied && available
 }
 
 // TestInvalidWorkIsPermanent: bad input is refused before any Job.

@@ -589,7 +589,7 @@ func TestIntegrationSecretTravelsInASecret(t *testing.T) {
 	}
 	actx, cancel := context.WithTimeout(ctx, waitTimeout)
 	got, err := tracker.Await(actx, w.Namespace, w.Name, func(w *workv1.ManifestWork) bool {
-		return w != nil && w.Generation >= stored.Generation && settled(w)
+		return w != nil && w.Generation >= stored.Generation && maestro.StatusSettled(w)
 	})
 	cancel()
 	if err != nil {

@@ -228,7 +228,7 @@ func TestReportFromSynthesizedStatus(t *testing.T) {
 	if c := meta.FindStatusCondition(pending.Status.Conditions, workv1.WorkProgressing); c == nil || c.Reason != "ErrImagePull" {
 		t.Errorf("pending: Progressing = %+v, want the waiting reason", c)
 	}
-	if settled(pending) {
+	if maestro.StatusSettled(pending) {
 		t.Error("the pipeline would stop waiting for a run that has not finished")
 	}
 	if c := running[hyperfleet.ConditionHealth]; c.Status != hyperfleet.True {

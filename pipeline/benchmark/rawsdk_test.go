@@ -103,7 +103,7 @@ func (r *rawSDK) offer(w *workv1.ManifestWork) {
 	r.mu.Lock()
 	wt := r.waiters[w.Name]
 	r.mu.Unlock()
-	if wt != nil && w.Annotations[maestro.AnnotationGeneration] == wt.generation && settled(w) {
+	if wt != nil && w.Annotations[maestro.AnnotationGeneration] == wt.generation && maestro.StatusSettled(w) {
 		wt.once.Do(func() { close(wt.done) })
 	}
 }
@@ -183,7 +183,7 @@ func (r *rawSDK) applyWithin(ctx context.Context, w *workv1.ManifestWork, create
 			return 0, fmt.Errorf("raw Maestro: work %s at generation %s: %w within %s (%s)", w.Name, wt.generation, errNoStatus, timeout, r.describe(w.Name))
 		case <-silence.C:
 			got, err := r.client.ManifestWorks(r.consumer).Get(ctx, w.Name, metav1.GetOptions{})
-			if err == nil && got.Annotations[maestro.AnnotationGeneration] == wt.generation && settled(got) {
+			if err == nil && got.Annotations[maestro.AnnotationGeneration] == wt.generation && maestro.StatusSettled(got) {
 				r.reread.Add(1)
 				return time.Since(start), nil
 			}

@@ -645,30 +645,11 @@ func (r *backendClient) apply(ctx context.Context, w *workv1.ManifestWork, _ boo
 		return 0, fmt.Errorf("apply %s: %w", w.Name, err)
 	}
 	if _, err := r.tracker.Await(ctx, w.Namespace, w.Name, func(got *workv1.ManifestWork) bool {
-		return got != nil && got.Generation >= stored.Generation && settled(got)
+		return got != nil && got.Generation >= stored.Generation && maestro.StatusSettled(got)
 	}); err != nil {
 		return 0, fmt.Errorf("work %s not Applied and Available: %w", w.Name, err)
 	}
 	return time.Since(start), nil
-}
-
-// settled is the pipeline's condition for a work's status to be final at
-// its generation: Applied and Available observed, or Degraded.
-func settled(w *workv1.ManifestWork) bool {
-	var applied, available bool
-	for _, c := range w.Status.Conditions {
-		switch c.Type {
-		case workv1.WorkApplied:
-			applied = c.ObservedGeneration >= w.Generation
-		case workv1.WorkAvailable:
-			available = c.ObservedGeneration >= w.Generation
-		case workv1.WorkDegraded:
-			if c.Status == "True" && c.ObservedGeneration >= w.Generation {
-				return true
-			}
-		}
-	}
-	return applied && available
 }
 
 // startAgent registers consumer on Maestro and runs a simulated agent on it
