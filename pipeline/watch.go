@@ -72,7 +72,7 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 			continue
 		}
 		log := p.log.With("resource", href, "work", w.Namespace+"/"+w.Name, "change", ch.Type)
-		if err := p.reportCurrent(withLogger(ctx, log), href); err != nil {
+		if err := p.reportCurrent(withLogger(ctx, log), href, ch); err != nil {
 			if ctx.Err() == nil {
 				log.Warn("could not report a status change", "err", err)
 			}
@@ -88,8 +88,9 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 }
 
 // reportCurrent reports on a resource from the works as Maestro has them
-// now, without applying anything.
-func (p *Pipeline) reportCurrent(ctx context.Context, href string) error {
+// now, without applying anything. The work that changed is taken as the
+// watch delivered it; the resource's other works are read.
+func (p *Pipeline) reportCurrent(ctx context.Context, href string, changed maestro.WorkEvent) error {
 	res, err := p.resources.GetResource(ctx, href)
 	if errors.Is(err, hyperfleet.ErrNotFound) {
 		return nil
@@ -110,6 +111,12 @@ func (p *Pipeline) reportCurrent(ctx context.Context, href string) error {
 	observed := make([]handlers.Observed, len(works))
 	for i, w := range works {
 		observed[i] = handlers.Observed{Name: w.Name, Consumer: w.Namespace}
+		if workName(w) == workName(changed.Work) {
+			if changed.Type != watch.Deleted {
+				observed[i].Work = changed.Work
+			}
+			continue
+		}
 		got, err := p.delivery.Get(ctx, w.Namespace, w.Name)
 		switch {
 		case apierrors.IsNotFound(err):
