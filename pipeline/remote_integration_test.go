@@ -17,10 +17,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +32,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -167,74 +164,6 @@ func (h *remoteHarness) run(t *testing.T, msgs ...*events.Message) []recording.O
 	return src.Outcomes()
 }
 
-// restBundle is a resource bundle as Maestro's REST API shows it.
-type restBundle struct {
-	ID           string `json:"id"`
-	ConsumerName string `json:"consumer_name"`
-	Version      int64  `json:"version"`
-	CreatedAt    string `json:"created_at"`
-	DeletedAt    string `json:"deleted_at"` // set while Maestro waits for the agent to confirm a deletion
-	Metadata     struct {
-		Name        string            `json:"name"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	Manifests []struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-	} `json:"manifests"`
-	Status struct {
-		Conditions []metav1.Condition `json:"conditions"`
-	} `json:"status"`
-}
-
-func (b restBundle) manifestNames() []string {
-	var out []string
-	for _, m := range b.Manifests {
-		out = append(out, m.Metadata.Name)
-	}
-	return out
-}
-
-// conditionAt reports whether condition typ is True for the bundle's
-// current version.
-func (b restBundle) conditionAt(typ string) bool {
-	for _, c := range b.Status.Conditions {
-		if c.Type == typ {
-			return c.Status == metav1.ConditionTrue && c.ObservedGeneration == b.Version
-		}
-	}
-	return false
-}
-
-// restBundles lists the source's bundles through Maestro's REST API, by
-// work name: what an operator sees, independent of the adapter's client.
-func restBundles(t testing.TB, httpEndpoint, sourceID string) map[string]restBundle {
-	t.Helper()
-	u := httpEndpoint + "/api/maestro/v1/resource-bundles?size=400&search=" + url.QueryEscape("source='"+sourceID+"'")
-	resp, err := http.Get(u) //nolint:noctx // test
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: HTTP %d: %s", u, resp.StatusCode, body)
-	}
-	var list struct {
-		Items []restBundle `json:"items"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	out := map[string]restBundle{}
-	for _, b := range list.Items {
-		out[b.Metadata.Name] = b
-	}
-	return out
-}
-
 // clusterMsg is a recorded event with a snapshot of the sample cluster id
 // at gen, with labels; deleted marks it being deleted.
 func clusterMsg(t testing.TB, eventID, clusterID string, gen int64, labels map[string]string, deleted bool) *events.Message {
@@ -314,16 +243,16 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 	if o := h.run(t, msgs[0]); len(o) != 1 || o[0].Settlement != "ack" {
 		t.Fatalf("create: %+v", o)
 	}
-	bundles := restBundles(t, env.HTTPEndpoint, h.sourceID)
+	bundles := maestrotest.Bundles(t, env.HTTPEndpoint, h.sourceID)
 	if len(bundles) != 1 {
 		t.Fatalf("after create, REST shows %d bundles, want 1", len(bundles))
 	}
 	var name string
-	var created restBundle
+	var created maestrotest.Bundle
 	for name, created = range bundles {
 	}
 	if created.ConsumerName != consumer || created.Metadata.Annotations[maestro.AnnotationGeneration] != "1" ||
-		!created.conditionAt(workv1.WorkApplied) || !created.conditionAt(workv1.WorkAvailable) {
+		!created.ConditionAt(workv1.WorkApplied) || !created.ConditionAt(workv1.WorkAvailable) {
 		t.Fatalf("after create, bundle %s: consumer %s, annotations %v, version %d, conditions %+v",
 			name, created.ConsumerName, created.Metadata.Annotations, created.Version, created.Status.Conditions)
 	}
@@ -340,7 +269,7 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 	if o := h.run(t, msgs[1]); len(o) != 1 || o[0].Settlement != "ack" {
 		t.Fatalf("update: %+v", o)
 	}
-	updated, ok := restBundles(t, env.HTTPEndpoint, h.sourceID)[name]
+	updated, ok := maestrotest.Bundles(t, env.HTTPEndpoint, h.sourceID)[name]
 	if !ok {
 		t.Fatalf("after update, bundle %s is gone", name)
 	}
@@ -348,7 +277,7 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 		t.Errorf("update was not a patch: id %s→%s, created %s→%s, version %d→%d",
 			created.ID, updated.ID, created.CreatedAt, updated.CreatedAt, created.Version, updated.Version)
 	}
-	if updated.Metadata.Annotations[maestro.AnnotationGeneration] != "2" || !updated.conditionAt(workv1.WorkAvailable) {
+	if updated.Metadata.Annotations[maestro.AnnotationGeneration] != "2" || !updated.ConditionAt(workv1.WorkAvailable) {
 		t.Errorf("after update: annotations %v, conditions %+v", updated.Metadata.Annotations, updated.Status.Conditions)
 	}
 	reps = h.sink.reports(t)
@@ -361,7 +290,7 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 	if o := h.run(t, msgs[2]); len(o) != 1 || o[0].Settlement != "ack" {
 		t.Fatalf("delete: %+v", o)
 	}
-	if left := restBundles(t, env.HTTPEndpoint, h.sourceID); len(left) != 0 {
+	if left := maestrotest.Bundles(t, env.HTTPEndpoint, h.sourceID); len(left) != 0 {
 		t.Errorf("after delete, REST still shows %v", left)
 	}
 	reps = h.sink.reports(t)
@@ -505,7 +434,7 @@ func TestRemoteErrorsReportHealthFalse(t *testing.T) {
 				t.Error(err)
 			}
 			if tc.opts.env.HTTPEndpoint == env.HTTPEndpoint {
-				if b := restBundles(t, env.HTTPEndpoint, h.sourceID); len(b) != 0 {
+				if b := maestrotest.Bundles(t, env.HTTPEndpoint, h.sourceID); len(b) != 0 {
 					t.Errorf("a failed event left bundles behind: %v", b)
 				}
 			}
@@ -738,12 +667,12 @@ func TestRemoteMaestroRestartMidRun(t *testing.T) {
 			requireConditions(t, "cluster "+id+" final report", r, map[string]string{"Applied": "True", "Available": "True", "Health": "True"})
 		}
 	}
-	bundles := restBundles(t, m.env.HTTPEndpoint, h.sourceID)
+	bundles := maestrotest.Bundles(t, m.env.HTTPEndpoint, h.sourceID)
 	if len(bundles) != clusters {
 		t.Fatalf("REST shows %d bundles, want %d", len(bundles), clusters)
 	}
 	for name, b := range bundles {
-		if b.Metadata.Annotations[maestro.AnnotationGeneration] != strconv.Itoa(gens) || !b.conditionAt(workv1.WorkAvailable) {
+		if b.Metadata.Annotations[maestro.AnnotationGeneration] != strconv.Itoa(gens) || !b.ConditionAt(workv1.WorkAvailable) {
 			t.Errorf("bundle %s: generation %s, version %d, conditions %+v", name,
 				b.Metadata.Annotations[maestro.AnnotationGeneration], b.Version, b.Status.Conditions)
 		}
@@ -881,9 +810,9 @@ data:
 		// Say where the works stand, as Maestro and the agent see them: a
 		// work stuck deleting means the agent never confirmed a deletion.
 		sourceID := "race-" + suffix
-		for name, b := range restBundles(t, env.HTTPEndpoint, sourceID) {
+		for name, b := range maestrotest.Bundles(t, env.HTTPEndpoint, sourceID) {
 			t.Logf("Maestro: work %s version %d deleted_at %q generation %s manifests %v conditions %+v", name, b.Version,
-				b.DeletedAt, b.Metadata.Annotations[maestro.AnnotationGeneration], b.manifestNames(), b.Status.Conditions)
+				b.DeletedAt, b.Metadata.Annotations[maestro.AnnotationGeneration], b.ManifestNames(), b.Status.Conditions)
 		}
 		for _, w := range agent.Works() {
 			t.Logf("agent: work %s generation %d deleting %v finalizers %v", w.Name, w.Generation, !w.DeletionTimestamp.IsZero(), w.Finalizers)
@@ -920,7 +849,7 @@ data:
 		t.Error("the two processes never got in each other's way: the race was not exercised")
 	}
 
-	bundles := restBundles(t, env.HTTPEndpoint, sourceID)
+	bundles := maestrotest.Bundles(t, env.HTTPEndpoint, sourceID)
 	if len(bundles) != clusters {
 		t.Fatalf("REST shows %d works, want %d", len(bundles), clusters)
 	}
@@ -930,7 +859,7 @@ data:
 	}
 	sort.Strings(want)
 	for name, b := range bundles {
-		got := b.manifestNames()
+		got := b.ManifestNames()
 		sort.Strings(got)
 		if !slices.Equal(got, want) {
 			t.Errorf("work %s holds manifests %v, want %v", name, got, want)
@@ -938,7 +867,7 @@ data:
 		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != strconv.Itoa(gens) {
 			t.Errorf("work %s at generation %s, want %d", name, g, gens)
 		}
-		if !b.conditionAt(workv1.WorkApplied) || !b.conditionAt(workv1.WorkAvailable) {
+		if !b.ConditionAt(workv1.WorkApplied) || !b.ConditionAt(workv1.WorkAvailable) {
 			t.Errorf("work %s: version %d, conditions %+v", name, b.Version, b.Status.Conditions)
 		}
 	}

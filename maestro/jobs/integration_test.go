@@ -14,9 +14,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,42 +297,6 @@ func requireReport(t testing.TB, what string, r hyperfleet.StatusReport, want ma
 	}
 }
 
-// bundle is a work as Maestro's REST API shows it.
-type bundle struct {
-	Metadata struct {
-		Name        string            `json:"name"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	ConsumerName string `json:"consumer_name"`
-}
-
-// bundles lists the source's works through Maestro's REST API: what an
-// operator sees, independent of the adapter.
-func bundles(t testing.TB, httpEndpoint, sourceID string) map[string]bundle {
-	t.Helper()
-	u := httpEndpoint + "/api/maestro/v1/resource-bundles?size=400&search=" + url.QueryEscape("source='"+sourceID+"'")
-	resp, err := http.Get(u) //nolint:noctx // test
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: HTTP %d: %s", u, resp.StatusCode, body)
-	}
-	var list struct {
-		Items []bundle `json:"items"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	out := map[string]bundle{}
-	for _, b := range list.Items {
-		out[b.Metadata.Name] = b
-	}
-	return out
-}
-
 func requireSettled(t testing.TB, outcomes []recording.Outcome, want int) {
 	t.Helper()
 	if len(outcomes) != want {
@@ -370,7 +331,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 	})
 	// The Job's maestro-cli acted as the adapter: the work is at Maestro
 	// under the adapter's source id.
-	works := bundles(t, e.maestro.HTTPEndpoint, e.sourceID)
+	works := maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID)
 	if len(works) != 1 {
 		t.Fatalf("Maestro holds %d works of source %s, want 1", len(works), e.sourceID)
 	}
@@ -413,7 +374,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 	if reports[len(reports)-1].ObservedGeneration != 2 {
 		t.Errorf("report for generation %d, want 2", reports[len(reports)-1].ObservedGeneration)
 	}
-	for name, b := range bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
+	for name, b := range maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
 		if b.Metadata.Annotations[maestro.AnnotationGeneration] != "2" {
 			t.Errorf("work %s at generation %q after the second Job, want 2", name, b.Metadata.Annotations[maestro.AnnotationGeneration])
 		}
@@ -426,7 +387,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 	requireReport(t, "deleting", reports[len(reports)-1], map[string]string{
 		hyperfleet.ConditionFinalized: "True", hyperfleet.ConditionHealth: "True",
 	})
-	if left := bundles(t, e.maestro.HTTPEndpoint, e.sourceID); len(left) != 0 {
+	if left := maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID); len(left) != 0 {
 		t.Errorf("Maestro still holds %d works after the delete Job", len(left))
 	}
 	if runs := n.history(); len(runs) != 3 || !strings.HasPrefix(strings.Join(runs[2].args, " "), "delete ") {
@@ -559,7 +520,7 @@ func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 	if len(runs) != 1 || runs[0].exitCode != 2 || !strings.Contains(runs[0].results, maestro.ReasonStaleGeneration) {
 		t.Fatalf("node runs %+v, want one maestro-cli run refused with %s", runs, maestro.ReasonStaleGeneration)
 	}
-	for name, b := range bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
+	for name, b := range maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
 		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != "2" {
 			t.Errorf("work %s at generation %q, want 2", name, g)
 		}
@@ -613,7 +574,7 @@ func TestIntegrationSecretTravelsInASecret(t *testing.T) {
 	if _, err := e.cs.CoreV1().ConfigMaps(e.ns).Get(ctx, job.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a ConfigMap %s exists too (err %v): the Secret's data would be in plain sight", job.Name, err)
 	}
-	if b, ok := bundles(t, e.maestro.HTTPEndpoint, e.sourceID)[w.Name]; !ok || b.ConsumerName != e.consumer {
+	if b, ok := maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID)[w.Name]; !ok || b.ConsumerName != e.consumer {
 		t.Errorf("Maestro does not hold work %s on %s", w.Name, e.consumer)
 	}
 }
