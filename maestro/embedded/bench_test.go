@@ -2,7 +2,6 @@ package embedded_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -10,45 +9,12 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
-
-// benchWork is a work the size handlers build: a namespace and a
-// deployment with status feedback.
-func benchWork(b *testing.B, consumer, name string, gen int64) *workv1.ManifestWork {
-	b.Helper()
-	ns := map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "hf-" + name}}
-	dep := map[string]any{
-		"apiVersion": "apps/v1", "kind": "Deployment",
-		"metadata": map[string]any{"name": "web", "namespace": "hf-" + name, "labels": map[string]any{"app": "web"}},
-		"spec": map[string]any{"replicas": int64(2), "template": map[string]any{"spec": map[string]any{
-			"containers": []any{map[string]any{"name": "web", "image": "quay.io/example/web:" + strconv.FormatInt(gen, 10)}},
-		}}},
-	}
-	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
-		Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "bench"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
-	}}
-	for _, m := range []map[string]any{ns, dep} {
-		raw, err := json.Marshal(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.Spec.Workload.Manifests = append(w.Spec.Workload.Manifests, workv1.Manifest{RawExtension: runtime.RawExtension{Raw: raw}})
-	}
-	w.Spec.ManifestConfigs = []workv1.ManifestConfigOption{{
-		ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "hf-" + name},
-		FeedbackRules: []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{
-			{Name: "ready", Path: ".status.readyReplicas"},
-		}}},
-	}}
-	return w
-}
 
 func appliedAt(gen int64) func(*workv1.ManifestWork) bool {
 	want := strconv.FormatInt(gen, 10)
@@ -93,24 +59,24 @@ func BenchmarkEmbeddedApply(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			applyAndWait(b, be, tr, benchWork(b, "cluster-a", "w"+strconv.Itoa(i), 1), 1)
+			applyAndWait(b, be, tr, deliverytest.BenchWork(b, "cluster-a", "w"+strconv.Itoa(i), 1), 1)
 			i++
 		}
 	})
 	b.Run("Update", func(b *testing.B) {
 		be, tr := setup(b)
-		applyAndWait(b, be, tr, benchWork(b, "cluster-a", "w", 1), 1)
+		applyAndWait(b, be, tr, deliverytest.BenchWork(b, "cluster-a", "w", 1), 1)
 		b.ReportAllocs()
 		gen := int64(1)
 		for b.Loop() {
 			gen++
-			applyAndWait(b, be, tr, benchWork(b, "cluster-a", "w", gen), gen)
+			applyAndWait(b, be, tr, deliverytest.BenchWork(b, "cluster-a", "w", gen), gen)
 		}
 	})
 	b.Run("Unchanged", func(b *testing.B) {
 		be, tr := setup(b)
-		applyAndWait(b, be, tr, benchWork(b, "cluster-a", "w", 1), 1)
-		w := benchWork(b, "cluster-a", "w", 1)
+		applyAndWait(b, be, tr, deliverytest.BenchWork(b, "cluster-a", "w", 1), 1)
+		w := deliverytest.BenchWork(b, "cluster-a", "w", 1)
 		b.ReportAllocs()
 		for b.Loop() {
 			applyAndWait(b, be, tr, w, 1)
@@ -123,7 +89,7 @@ func BenchmarkEmbeddedApply(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
-				applyAndWait(b, be, tr, benchWork(b, "cluster-"+strconv.FormatInt(i%4, 10), "w"+strconv.FormatInt(i, 10), 1), 1)
+				applyAndWait(b, be, tr, deliverytest.BenchWork(b, "cluster-"+strconv.FormatInt(i%4, 10), "w"+strconv.FormatInt(i, 10), 1), 1)
 			}
 		})
 	})

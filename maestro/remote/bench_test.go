@@ -2,7 +2,6 @@ package remote_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -11,46 +10,13 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
-
-// benchWork is a work the size handlers build: a namespace and a
-// deployment with status feedback (the same as the embedded benchmark's).
-func benchWork(b *testing.B, consumer, name string, gen int64) *workv1.ManifestWork {
-	b.Helper()
-	ns := map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "hf-" + name}}
-	dep := map[string]any{
-		"apiVersion": "apps/v1", "kind": "Deployment",
-		"metadata": map[string]any{"name": "web", "namespace": "hf-" + name, "labels": map[string]any{"app": "web"}},
-		"spec": map[string]any{"replicas": int64(2), "template": map[string]any{"spec": map[string]any{
-			"containers": []any{map[string]any{"name": "web", "image": "quay.io/example/web:" + strconv.FormatInt(gen, 10)}},
-		}}},
-	}
-	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
-		Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "bench"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
-	}}
-	for _, m := range []map[string]any{ns, dep} {
-		raw, err := json.Marshal(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.Spec.Workload.Manifests = append(w.Spec.Workload.Manifests, workv1.Manifest{RawExtension: runtime.RawExtension{Raw: raw}})
-	}
-	w.Spec.ManifestConfigs = []workv1.ManifestConfigOption{{
-		ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "hf-" + name},
-		FeedbackRules: []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{
-			{Name: "ready", Path: ".status.readyReplicas"},
-		}}},
-	}}
-	return w
-}
 
 // appliedAt: Applied and Available True at the work's current version,
 // built from resource generation gen.
@@ -135,28 +101,28 @@ func BenchmarkRemoteApply(b *testing.B) {
 		for b.Loop() {
 			name := "c" + strconv.Itoa(len(names))
 			names = append(names, name)
-			applyAndWait(b, be, tr, benchWork(b, consumer, name, 1), 1)
+			applyAndWait(b, be, tr, deliverytest.BenchWork(b, consumer, name, 1), 1)
 		}
 		report(b)
 	})
 	b.Run("Update", func(b *testing.B) {
 		be, tr := setup(b)
 		cleanup(b, be, func() []string { return []string{"u"} })
-		applyAndWait(b, be, tr, benchWork(b, consumer, "u", 1), 1)
+		applyAndWait(b, be, tr, deliverytest.BenchWork(b, consumer, "u", 1), 1)
 		took = took[:0]
 		gen := int64(1)
 		for b.Loop() {
 			gen++
-			applyAndWait(b, be, tr, benchWork(b, consumer, "u", gen), gen)
+			applyAndWait(b, be, tr, deliverytest.BenchWork(b, consumer, "u", gen), gen)
 		}
 		report(b)
 	})
 	b.Run("Unchanged", func(b *testing.B) {
 		be, tr := setup(b)
 		cleanup(b, be, func() []string { return []string{"same"} })
-		applyAndWait(b, be, tr, benchWork(b, consumer, "same", 1), 1)
+		applyAndWait(b, be, tr, deliverytest.BenchWork(b, consumer, "same", 1), 1)
 		took = took[:0]
-		w := benchWork(b, consumer, "same", 1)
+		w := deliverytest.BenchWork(b, consumer, "same", 1)
 		for b.Loop() {
 			applyAndWait(b, be, tr, w, 1)
 		}
