@@ -27,6 +27,19 @@ type endpoints struct {
 	closers   []func() error
 }
 
+// brokerSource and brokerPublisher are what both brokers' sources and
+// publishers offer beyond the event seams.
+type brokerSource interface {
+	events.Source
+	Ready() error
+	Close() error
+}
+
+type brokerPublisher interface {
+	events.StatusSink
+	Close() error
+}
+
 func (e *endpoints) Close() error {
 	var errs []error
 	for i := len(e.closers) - 1; i >= 0; i-- {
@@ -73,26 +86,23 @@ func openSource(ctx context.Context, cfg Config, subscriptionID string, withPubl
 		return nil, err
 	}
 	log.Info("broker", "config", bc)
+	// Each broker gives a source and, on demand, a status publisher; what
+	// is done with them is the same for both.
+	var src brokerSource
+	var newPublisher func() (brokerPublisher, error)
 	switch bc.Type {
 	case brokerconfig.TypeRabbitMQ:
 		scfg := rabbitmq.SourceConfigFrom(bc, cfg.Concurrency)
 		scfg.Logger = log
-		src, err := rabbitmq.NewSource(ctx, scfg)
+		s, err := rabbitmq.NewSource(ctx, scfg)
 		if err != nil {
 			return fail(err)
 		}
-		e.source = src
-		e.closers = append(e.closers, src.Close)
-		e.ready["broker"] = func(context.Context) error { return src.Ready() }
-		if withPublisher && bc.StatusTopic != "" {
+		src = s
+		newPublisher = func() (brokerPublisher, error) {
 			pcfg := rabbitmq.PublisherConfigFrom(bc)
 			pcfg.Logger = log
-			pub, err := rabbitmq.NewPublisher(ctx, pcfg)
-			if err != nil {
-				return fail(err)
-			}
-			e.publisher = pub
-			e.closers = append(e.closers, pub.Close)
+			return rabbitmq.NewPublisher(ctx, pcfg)
 		}
 	case brokerconfig.TypeGooglePubSub:
 		// PUBSUB_EMULATOR_HOST, when set, points the client at an emulator.
@@ -103,23 +113,27 @@ func openSource(ctx context.Context, cfg Config, subscriptionID string, withPubl
 		e.closers = append(e.closers, client.Close)
 		scfg := pubsub.SourceConfigFrom(bc, client, cfg.Concurrency)
 		scfg.Logger = log
-		src, err := pubsub.NewSource(ctx, scfg)
+		s, err := pubsub.NewSource(ctx, scfg)
 		if err != nil {
 			return fail(err)
 		}
-		e.source = src
-		e.closers = append(e.closers, src.Close)
-		e.ready["broker"] = func(context.Context) error { return src.Ready() }
-		if withPublisher && bc.StatusTopic != "" {
+		src = s
+		newPublisher = func() (brokerPublisher, error) {
 			pcfg := pubsub.PublisherConfigFrom(bc, client)
 			pcfg.Logger = log
-			pub, err := pubsub.NewPublisher(ctx, pcfg)
-			if err != nil {
-				return fail(err)
-			}
-			e.publisher = pub
-			e.closers = append(e.closers, pub.Close)
+			return pubsub.NewPublisher(ctx, pcfg)
 		}
+	}
+	e.source = src
+	e.closers = append(e.closers, src.Close)
+	e.ready["broker"] = func(context.Context) error { return src.Ready() }
+	if withPublisher && bc.StatusTopic != "" {
+		pub, err := newPublisher()
+		if err != nil {
+			return fail(err)
+		}
+		e.publisher = pub
+		e.closers = append(e.closers, pub.Close)
 	}
 	return e, nil
 }
