@@ -71,7 +71,8 @@ validate_settings() {
 	[[ $DB_USER =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]] || die "invalid MAESTRO_DB_USER '$DB_USER'"
 }
 
-now() { date +%s; }
+# shellcheck source=deploy/local/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------------------
 # build
@@ -318,20 +319,7 @@ cmd_stop() {
 		return 0
 	fi
 	log "stopping maestro server (pid $pid)"
-	kill -TERM "$pid" 2>/dev/null || true
-	local deadline=$(($(now) + STOP_TIMEOUT))
-	while kill -0 "$pid" 2>/dev/null; do
-		if (($(now) >= deadline)); then
-			log "maestro server did not exit within ${STOP_TIMEOUT}s; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 0.1
-	done
-	# After SIGKILL the process is gone once the kernel reaps it; wait briefly so
-	# the ports are free for a following start.
-	deadline=$(($(now) + 5))
-	while kill -0 "$pid" 2>/dev/null && (($(now) < deadline)); do sleep 0.1; done
+	terminate "$pid" "maestro server" "$STOP_TIMEOUT"
 	rm -f "$PID_FILE"
 	log "maestro server stopped"
 }

@@ -66,7 +66,8 @@ die() {
 	log "ERROR: $*"
 	exit 1
 }
-now() { date +%s; }
+# shellcheck source=deploy/local/lib.sh
+. "$SCRIPT_DIR/../lib.sh"
 now_ms() { date +%s%3N; }
 # since_ms START_MS prints the seconds since START_MS, to a tenth.
 since_ms() {
@@ -474,20 +475,7 @@ stop_one() {
 		return 0
 	fi
 	log "stopping $name (pid $pid)"
-	kill -TERM "$pid" 2>/dev/null || true
-	local deadline=$(($(now) + STOP_TIMEOUT))
-	while kill -0 "$pid" 2>/dev/null; do
-		if (($(now) >= deadline)); then
-			log "$name did not exit within ${STOP_TIMEOUT}s; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 0.1
-	done
-	# After SIGKILL the process is gone once the kernel reaps it; wait briefly
-	# so the ports are free for a following start.
-	deadline=$(($(now) + 5))
-	while kill -0 "$pid" 2>/dev/null && (($(now) < deadline)); do sleep 0.1; done
+	terminate "$pid" "$name" "$STOP_TIMEOUT"
 	rm -f "$file"
 }
 
