@@ -322,18 +322,9 @@ func startRemoteAgent(t *testing.T, env maestrotest.Env, consumer string, fail f
 	if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, consumer); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	over := false
-	t.Cleanup(func() { mu.Lock(); over = true; mu.Unlock() })
 	agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, consumer, maestrotest.AgentOptions{
 		Fail: fail,
-		Logf: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !over {
-				t.Logf("agent "+consumer+": "+format, args...)
-			}
-		},
+		Logf: maestrotest.TestLogf(t, "agent "+consumer+": "),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,7 +83,7 @@ func (w *world) register(name string) {
 func (w *world) agent(consumer string, opts maestrotest.AgentOptions) *maestrotest.Agent {
 	w.t.Helper()
 	if opts.Logf == nil {
-		opts.Logf = quietLogf(w.t)
+		opts.Logf = maestrotest.TestLogf(w.t, "agent: ")
 	}
 	a, err := maestrotest.StartAgent(context.Background(), w.maestro.GRPCBrokerEndpoint, consumer, opts)
 	if err != nil {
@@ -249,20 +248,6 @@ func closedAddr(t testing.TB) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return addr
-}
-
-// quietLogf logs the agent through t while the test runs.
-func quietLogf(t testing.TB) func(string, ...any) {
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	return func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			t.Logf("agent: "+format, args...)
-		}
-	}
 }
 
 const twoConfigMaps = `# plain manifests, two documents

@@ -252,6 +252,21 @@ func SlogLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// TestLogf is an AgentOptions.Logf that logs through t with prefix while
+// the test runs, and nowhere after (the agent's goroutines outlive it).
+func TestLogf(t testing.TB, prefix string) func(format string, args ...any) {
+	var mu sync.Mutex
+	done := false
+	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			t.Logf(prefix+format, args...)
+		}
+	}
+}
+
 type tWriter struct {
 	t    testing.TB
 	mu   sync.Mutex

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,26 +68,12 @@ func startAgents(t testing.TB, env maestrotest.Env, opts maestrotest.AgentOption
 		}
 		o := opts
 		if o.Logf == nil {
-			o.Logf = quietLogf(t)
+			o.Logf = maestrotest.TestLogf(t, "agent: ")
 		}
 		agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, c, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(agent.Stop)
-	}
-}
-
-// quietLogf logs through t while the test runs.
-func quietLogf(t testing.TB) func(string, ...any) {
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	return func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			t.Logf("agent: "+format, args...)
-		}
 	}
 }
