@@ -15,7 +15,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
 
@@ -102,11 +102,7 @@ func benchmarkDispatch(b *testing.B, concurrency int) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = backend.Close() })
-	tracker := maestro.NewTracker(backend, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	tracker := deliverytest.RunTracker(b, backend, log)
 
 	rule, err := handlers.ParseConsumerRule("fixed:bench")
 	if err != nil {

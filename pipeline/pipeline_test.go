@@ -24,6 +24,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
 
@@ -94,11 +95,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.wrap != nil {
 		delivery = o.wrap(backend)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tracker := maestro.NewTracker(delivery, log)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	tracker := deliverytest.RunTracker(t, delivery, log)
 
 	hc := handlers.Config{Type: o.adapterType}
 	if o.handlerCfg != nil {

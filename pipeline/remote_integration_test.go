@@ -39,6 +39,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -106,11 +107,7 @@ func newRemoteHarness(t *testing.T, o remoteHarnessOpts) *remoteHarness {
 	if o.wrap != nil {
 		delivery = o.wrap(backend)
 	}
-	tctx, stop := context.WithCancel(context.Background())
-	tracker := maestro.NewTracker(delivery, log)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(tctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	tracker := deliverytest.RunTracker(t, delivery, log)
 
 	rule, err := handlers.ParseConsumerRule("fixed:" + o.consumer)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
 
@@ -61,11 +61,7 @@ func snapshotMsgWithAPI(t *testing.T) *events.Message {
 func replicaOf(t *testing.T, h *harness, mode string) (*Pipeline, *captureSink) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	tracker := maestro.NewTracker(h.backend, log)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	tracker := deliverytest.RunTracker(t, h.backend, log)
 	handler, err := handlers.New(handlers.Config{Type: "namespace"})
 	if err != nil {
 		t.Fatal(err)

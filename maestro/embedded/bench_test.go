@@ -37,11 +37,8 @@ func BenchmarkEmbeddedApply(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		tr := maestro.NewTracker(be, logger)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = tr.Run(ctx) }()
-		b.Cleanup(func() { cancel(); <-done; _ = be.Close() })
+		b.Cleanup(func() { _ = be.Close() })
+		tr := deliverytest.RunTracker(b, be, logger)
 		return be, tr
 	}
 	applyAndWait := func(b *testing.B, be *embedded.Backend, tr *maestro.Tracker, w *workv1.ManifestWork, gen int64) {

@@ -15,6 +15,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
 
@@ -99,11 +100,7 @@ func BenchmarkJobDeliveryOverhead(b *testing.B) {
 	n := startNode(b, e.cs, e.ns, nil)
 
 	track := func(d maestro.Delivery) *maestro.Tracker {
-		tr := maestro.NewTracker(d, quiet)
-		tctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = tr.Run(tctx) }()
-		b.Cleanup(func() { stop(); <-done })
+		tr := deliverytest.RunTracker(b, d, quiet)
 		return tr
 	}
 	paths := []struct {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
 
@@ -452,11 +453,7 @@ func waitJob(ctx context.Context, d *Delivery, w *workv1.ManifestWork, op, attem
 func TestTrackerAwaitsTheJob(t *testing.T) {
 	ctx := testContext(t)
 	d, cs := newFake(t, nil)
-	tr := maestro.NewTracker(d, maestrotest.SlogLogger(t))
-	tctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tr.Run(tctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	tr := deliverytest.RunTracker(t, d, maestrotest.SlogLogger(t))
 
 	for _, c := range []struct {
 		gen    int64

@@ -37,6 +37,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -179,11 +180,7 @@ type harness struct {
 func newHarness(t testing.TB, e *itEnv, d maestro.Delivery) *harness {
 	t.Helper()
 	log := maestrotest.SlogLogger(t)
-	tracker := maestro.NewTracker(d, log)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	tracker := deliverytest.RunTracker(t, d, log)
 	rule, err := handlers.ParseConsumerRule("fixed:" + e.consumer)
 	if err != nil {
 		t.Fatal(err)
@@ -534,11 +531,8 @@ func TestIntegrationSecretTravelsInASecret(t *testing.T) {
 	e := newITEnv(t, true)
 	d := e.delivery(t, nil)
 	startNode(t, e.cs, e.ns, nil)
-	tracker := maestro.NewTracker(d, maestrotest.SlogLogger(t))
-	ctx, stop := context.WithCancel(testContext(t))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tracker.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	tracker := deliverytest.RunTracker(t, d, maestrotest.SlogLogger(t))
+	ctx := testContext(t)
 
 	w := namespaceWork(t, 1)
 	w.Namespace = e.consumer

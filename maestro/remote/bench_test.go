@@ -53,11 +53,7 @@ func BenchmarkRemoteApply(b *testing.B) {
 	setup := func(b *testing.B) (*remote.Backend, *maestro.Tracker) {
 		n++
 		be := newBackend(b, env, "bench-"+suffix+"-"+strconv.Itoa(n), func(o *remote.Options) { o.Logger = logger })
-		tr := maestro.NewTracker(be, logger)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = tr.Run(ctx) }()
-		b.Cleanup(func() { cancel(); <-done })
+		tr := deliverytest.RunTracker(b, be, logger)
 		return be, tr
 	}
 	var took []time.Duration

@@ -30,6 +30,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -623,11 +624,8 @@ func newBackendClient(t testing.TB, env maestrotest.Env, sourceID string) *backe
 	if err != nil {
 		t.Fatalf("Maestro backend: %v", err)
 	}
-	tr := maestro.NewTracker(be, log)
-	trCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tr.Run(trCtx) }()
-	t.Cleanup(func() { stop(); <-done; _ = be.Close() })
+	t.Cleanup(func() { _ = be.Close() })
+	tr := deliverytest.RunTracker(t, be, log)
 	if err := be.Ready(ctx); err != nil {
 		t.Fatalf("Maestro backend not ready: %v", err)
 	}

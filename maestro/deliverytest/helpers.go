@@ -1,7 +1,9 @@
 package deliverytest
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"testing"
 
@@ -44,4 +46,15 @@ func BenchWork(b testing.TB, consumer, name string, gen int64) *workv1.ManifestW
 		}}},
 	}}
 	return w
+}
+
+// RunTracker runs a Tracker on d for the rest of the test or benchmark: it
+// is stopped, and waited for, when tb ends.
+func RunTracker(tb testing.TB, d maestro.Delivery, log *slog.Logger) *maestro.Tracker {
+	tr := maestro.NewTracker(d, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = tr.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return tr
 }
