@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +29,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
 
 // countCreates counts create calls on resource.
@@ -686,7 +689,7 @@ func (r *recorder) calls() string {
 func TestPrometheusMetrics(t *testing.T) {
 	ctx := testContext(t)
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := pipeline.NewMetrics(reg, "namespace")
 	d, cs := newFake(t, func(o *Options) { o.Observer = m })
 	w := namespaceWork(t, 1)
 	// Lose the create race once: an already_exists, then a get.
@@ -705,11 +708,17 @@ func TestPrometheusMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "hyperfleet_adapter_kube_request_duration_seconds" {
-		t.Fatalf("gathered %v, %v; want the one histogram", mfs, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(mfs, func(mf *dto.MetricFamily) bool {
+		return mf.GetName() == "hyperfleet_adapter_kube_request_duration_seconds"
+	})
+	if i < 0 {
+		t.Fatalf("gathered %v; want the kube request histogram", mfs)
 	}
 	got := map[string]uint64{}
-	for _, metric := range mfs[0].GetMetric() {
+	for _, metric := range mfs[i].GetMetric() {
 		l := map[string]string{}
 		for _, p := range metric.GetLabel() {
 			l[p.GetName()] = p.GetValue()
