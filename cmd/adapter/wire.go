@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/lmittmann/tint"
 	"k8s.io/client-go/kubernetes"
@@ -257,16 +256,6 @@ func openStatusOut(path string, stdout io.Writer) (io.Writer, func() error, erro
 		return nil, nil, fmt.Errorf("STATUS_OUT (--status-out): %w", err)
 	}
 	return f, f.Close, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // templateValues reads TEMPLATE_VALUES_FILE (YAML or JSON) once.
