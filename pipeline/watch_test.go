@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +144,25 @@ func TestReportedWorksWorthReporting(t *testing.T) {
 	r.forget("c/w")
 	if r.worthReporting("c/w", at(2, 5), false) {
 		t.Error("a forgotten work is news")
+	}
+}
+
+// A bad setting is refused at start with an error naming it.
+func TestConfigValidateNamesTheSetting(t *testing.T) {
+	for setting, mutate := range map[string]func(*Config){
+		"STATUS_WATCH":    func(c *Config) { c.StatusWatch = "mine" },
+		"CONCURRENCY":     func(c *Config) { c.Concurrency = 0 },
+		"STATUS_TIMEOUT":  func(c *Config) { c.StatusTimeout = 0 },
+		"RETRY_MAX_DELAY": func(c *Config) { c.RetryMaxDelay = c.RetryBaseDelay / 2 },
+	} {
+		cfg := DefaultConfig()
+		cfg.AdapterName = "namespace"
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("defaults: %v", err)
+		}
+		mutate(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), setting) {
+			t.Errorf("%s: Validate() = %v, want an error naming it", setting, err)
+		}
 	}
 }
