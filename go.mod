@@ -13,6 +13,8 @@ require (
 	github.com/lmittmann/tint v1.2.1
 	github.com/openshift-online/maestro v0.0.0-20260202062555-48b47506a254
 	github.com/openshift-online/ocm-sdk-go v0.1.493
+	github.com/openshift/api v0.0.0-20251125174858-5cf710f68a92
+	github.com/openshift/hypershift/api v0.0.0-20251120083117-dea6d2f24af6
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
 	github.com/rabbitmq/amqp091-go v1.10.0

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -157,31 +156,6 @@ func (b *base) build(t Target, objects func(*workContext) ([]object, []string, e
 // through toObject first, so every manifest is stamped and encoded alike.
 type object = map[string]any
 
-// toObject turns a typed Kubernetes object into its JSON object form,
-// without the empty creationTimestamp, spec and status that typed structs
-// always encode.
-func toObject(v any) (object, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %T: %w", v, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // keep integers exact
-	var obj object
-	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("decode %T: %w", v, err)
-	}
-	if md, ok := obj["metadata"].(map[string]any); ok && md["creationTimestamp"] == nil {
-		delete(md, "creationTimestamp")
-	}
-	for _, k := range []string{"spec", "status"} {
-		if m, ok := obj[k].(map[string]any); ok && len(m) == 0 {
-			delete(obj, k)
-		}
-	}
-	return obj, nil
-}
-
 // fieldManager is the server-side-apply field manager of an adapter.
 func fieldManager(adapter string) string { return "hyperfleet-" + adapter }
 
@@ -190,6 +164,43 @@ func fieldManager(adapter string) string { return "hyperfleet-" + adapter }
 var statuslessKinds = map[schema.GroupKind]bool{
 	{Kind: "Secret"}:    true,
 	{Kind: "ConfigMap"}: true,
+}
+
+// statusFeedback is the feedback rule of kinds without rules of their own:
+// the whole status, as JSON. Maestro's agent returns a JSON value only up
+// to --max-json-raw-length (1024 bytes by default) and reports nothing
+// for a larger one, so kinds whose status outgrows that (conditions,
+// endpoint details) name the fields worth reporting instead.
+var statusFeedback = workv1.JsonPath{Name: "status", Path: ".status"}
+
+// kindFeedback are the feedback paths of the kinds the built-in types
+// build, in the agent's JSONPath form (evaluated against the whole object).
+var kindFeedback = map[schema.GroupKind][]workv1.JsonPath{
+	// A Namespace's status is its phase, plus conditions while a deletion
+	// is stuck; the phase alone always fits.
+	{Kind: "Namespace"}: {statusFeedback, {Name: "phase", Path: ".status.phase"}},
+	{Group: "hypershift.openshift.io", Kind: "NodePool"}: {
+		{Name: "replicas", Path: ".status.replicas"},
+		{Name: "version", Path: ".status.version"},
+		{Name: "ready", Path: `.status.conditions[?(@.type=="Ready")].status`},
+	},
+	{Group: "operator.openshift.io", Kind: "IngressController"}: {
+		{Name: "domain", Path: ".status.domain"},
+		{Name: "availableReplicas", Path: ".status.availableReplicas"},
+		{Name: "available", Path: `.status.conditions[?(@.type=="Available")].status`},
+	},
+}
+
+// feedbackPaths are the status feedback paths declared for a manifest of
+// kind gk: none for status-less kinds, the kind's own, or the whole status.
+func feedbackPaths(gk schema.GroupKind) []workv1.JsonPath {
+	if statuslessKinds[gk] {
+		return nil
+	}
+	if paths, ok := kindFeedback[gk]; ok {
+		return slices.Clone(paths)
+	}
+	return []workv1.JsonPath{statusFeedback}
 }
 
 // finish stamps every manifest with the work's labels and generation and
@@ -235,11 +246,8 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 				ServerSideApply: &workv1.ServerSideApplyConfig{Force: true, FieldManager: fieldManager(b.adapter)},
 			},
 		}
-		if !statuslessKinds[schema.GroupKind{Group: id.Group, Kind: obj["kind"].(string)}] {
-			cfg.FeedbackRules = []workv1.FeedbackRule{{
-				Type:      workv1.JSONPathsType,
-				JsonPaths: []workv1.JsonPath{{Name: "status", Path: ".status"}},
-			}}
+		if paths := feedbackPaths(schema.GroupKind{Group: id.Group, Kind: obj["kind"].(string)}); len(paths) > 0 {
+			cfg.FeedbackRules = []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: paths}}
 		}
 		configs = append(configs, cfg)
 	}

@@ -242,7 +242,42 @@ func TestTypeSpecificErrors(t *testing.T) {
 				s["autoscaling"] = map[string]any{"enabled": true, "minNodes": 5.0, "maxNodes": 2.0}
 			})}, []string{"5..2"}},
 		{"node pool unknown platform", handlers.Config{Type: "nodepool"},
-			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) { s["platform"] = map[string]any{"type": "vsphere"} })}, []string{`"vsphere" is not a HyperShift platform`}},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) { s["platform"] = map[string]any{"type": "vsphere"} })}, []string{`spec.platform.type "vsphere" is not a NodePool platform of HyperShift API`}},
+		// The pinned HyperShift API accepts OpenStack only behind a feature gate.
+		{"node pool openstack", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) { s["platform"] = map[string]any{"type": "openstack"} })}, []string{`spec.platform.type "openstack"`}},
+		{"node pool platform field hypershift lacks", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) {
+				s["platform"] = map[string]any{"type": "aws", "aws": map[string]any{"instanceType": "m5.large", "diskSize": 100.0}}
+			})}, []string{"spec.platform.aws", `unknown field "diskSize"`}},
+		{"node pool platform field of the wrong type", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) {
+				s["platform"] = map[string]any{"type": "aws", "aws": map[string]any{"instanceType": 5.0}}
+			})}, []string{"spec.platform.aws", "instanceType"}},
+		{"node pool none with settings", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) {
+				s["platform"] = map[string]any{"type": "none", "none": map[string]any{"x": 1.0}}
+			})}, []string{"spec.platform.none", "takes no settings"}},
+		{"node pool management field hypershift lacks", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) {
+				s["management"] = map[string]any{"upgradeType": "Replace", "maxUnavailable": 1.0}
+			})}, []string{"spec.management", `unknown field "maxUnavailable"`}},
+		// The HyperFleet API's own node pool sample asks for a CPU target,
+		// which HyperShift's autoscaler cannot hold.
+		{"node pool autoscaling CPU target", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) {
+				s["autoscaling"] = map[string]any{"enabled": true, "minNodes": 1.0, "maxNodes": 10.0, "targetCPUUtilization": 80.0}
+			})}, []string{"spec.autoscaling.targetCPUUtilization cannot be expressed"}},
+		{"node pool count beyond int32", handlers.Config{Type: "nodepool"},
+			handlers.Target{Cluster: cluster, Resource: withSpec(np, func(s map[string]any) { delete(s, "autoscaling"); s["nodeCount"] = 1e10 })}, []string{"spec.nodeCount", "out of range"}},
+		{"idp field openshift lacks", handlers.Config{Type: "idp"},
+			handlers.Target{Resource: withSpec(cluster, func(s map[string]any) {
+				s["identityProviders"] = []any{map[string]any{"name": "gh", "type": "GitHub", "github": map[string]any{"clientID": "x", "organisations": []any{"o"}}}}
+			})}, []string{"spec.identityProviders[0]", `unknown field "organisations"`}},
+		{"idp value of the wrong type", handlers.Config{Type: "idp"},
+			handlers.Target{Resource: withSpec(cluster, func(s map[string]any) {
+				s["identityProviders"] = []any{map[string]any{"name": "gh", "type": "GitHub", "github": map[string]any{"clientID": 7.0}}}
+			})}, []string{"spec.identityProviders[0]", "clientID"}},
 		{"node pool without release", handlers.Config{Type: "nodepool"},
 			handlers.Target{Cluster: withSpec(cluster, func(s map[string]any) { delete(s, "release") }), Resource: np}, []string{"no release image"}},
 		{"pull secret missing", handlers.Config{Type: "pullsecret"},

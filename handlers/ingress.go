@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	operatorv1 "github.com/openshift/api/operator/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	workv1 "open-cluster-management.io/api/work/v1"
 
@@ -41,11 +43,15 @@ func (h *ingressHandler) objects(wc *workContext) ([]object, []string, error) {
 	if problems := validation.IsDNS1123Subdomain(domain); len(problems) > 0 {
 		return nil, nil, events.Permanentf("adapter %s: cluster %s: ingress domain %q from spec.dns.baseDomain is not a DNS name: %s", h.adapter, c.ID, domain, strings.Join(problems, "; "))
 	}
-	obj := object{
-		"apiVersion": "operator.openshift.io/v1",
-		"kind":       "IngressController",
-		"metadata":   map[string]any{"name": IngressControllerName, "namespace": IngressControllerNamespace},
-		"spec":       map[string]any{"domain": domain, "replicas": h.replicas},
+	replicas := h.replicas
+	ic := &operatorv1.IngressController{
+		TypeMeta:   metav1.TypeMeta{APIVersion: operatorv1.GroupVersion.String(), Kind: "IngressController"},
+		ObjectMeta: metav1.ObjectMeta{Name: IngressControllerName, Namespace: IngressControllerNamespace},
+		Spec:       operatorv1.IngressControllerSpec{Domain: domain, Replicas: &replicas},
 	}
-	return []object{obj}, nil, nil
+	objs, err := toObjects(ic)
+	if err != nil {
+		return nil, nil, events.Permanent(err)
+	}
+	return objs, nil, nil
 }

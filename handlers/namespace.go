@@ -68,16 +68,3 @@ func (h *namespaceHandler) objects(wc *workContext) ([]object, []string, error) 
 	}
 	return objs, nil, nil
 }
-
-// toObjects converts typed objects in order.
-func toObjects(vs ...any) ([]object, error) {
-	out := make([]object, 0, len(vs))
-	for _, v := range vs {
-		o, err := toObject(v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
