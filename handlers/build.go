@@ -176,9 +176,6 @@ var statusFeedback = workv1.JsonPath{Name: "status", Path: ".status"}
 // kindFeedback are the feedback paths of the kinds the built-in types
 // build, in the agent's JSONPath form (evaluated against the whole object).
 var kindFeedback = map[schema.GroupKind][]workv1.JsonPath{
-	// A Namespace's status is its phase, plus conditions while a deletion
-	// is stuck; the phase alone always fits.
-	{Kind: "Namespace"}: {statusFeedback, {Name: "phase", Path: ".status.phase"}},
 	{Group: "hypershift.openshift.io", Kind: "NodePool"}: {
 		{Name: "replicas", Path: ".status.replicas"},
 		{Name: "version", Path: ".status.version"},

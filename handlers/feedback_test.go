@@ -19,7 +19,6 @@ import (
 // fails here.
 func TestFeedbackPathsReadUpstreamStatus(t *testing.T) {
 	statuses := map[schema.GroupKind]any{
-		{Kind: "Namespace"}: &corev1.Namespace{Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}},
 		{Group: hyperv1.GroupVersion.Group, Kind: "NodePool"}: &hyperv1.NodePool{Status: hyperv1.NodePoolStatus{
 			Replicas: 3, Version: "4.14.0",
 			Conditions: []hyperv1.NodePoolCondition{
