@@ -620,9 +620,14 @@ func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err), refusedCredentials(err):
+		// Credentials rotate (the token file is re-read on every call): a
+		// refusal now may pass on the next try, and MAX_ATTEMPTS bounds a
+		// lasting one.
+		return events.Transient(fmt.Errorf("%w: %w", ErrAuthentication, err))
 	case apierrors.IsNotFound(err), apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err),
-		apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err), apierrors.IsUnauthorized(err),
-		apierrors.IsForbidden(err), apierrors.IsRequestEntityTooLargeError(err):
+		apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err),
+		apierrors.IsRequestEntityTooLargeError(err):
 		return events.Permanent(err)
 	case isBundleUpdateRefused(err):
 		// Maestro validated the manifests and refused them.
@@ -632,6 +637,13 @@ func classify(err error) error {
 	// retry bound), timeouts, 5xx, network errors, a cancelled context and
 	// anything unknown: another attempt later may succeed.
 	return events.Transient(err)
+}
+
+// refusedCredentials reports a gRPC refusal of the credentials after the
+// OCM source client has flattened it into a PublishError's message.
+func refusedCredentials(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "code = Unauthenticated") || strings.Contains(msg, "code = PermissionDenied")
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +40,10 @@ func TestClassify(t *testing.T) {
 		{"Invalid", apierrors.NewInvalid(schema.GroupKind{Group: workGR.Group, Kind: "ManifestWork"}, "w", nil), true},
 		{"BadRequest", apierrors.NewBadRequest("no"), true},
 		{"MethodNotSupported", apierrors.NewMethodNotSupported(workGR, "update"), true},
-		{"Forbidden", apierrors.NewForbidden(workGR, "w", errors.New("no")), true},
+		// Credentials rotate: a refusal is retried (bounded by MAX_ATTEMPTS).
+		{"Forbidden", apierrors.NewForbidden(workGR, "w", errors.New("no")), false},
+		{"Unauthorized", apierrors.NewUnauthorized("no"), false},
+		{"GRPCUnauthenticated", publishErr("rpc error: code = Unauthenticated desc = invalid token"), false},
 		{"BundleRefused", publishErr("failed to update resource: maestro-8: the new manifest bundle in the resource is invalid, x"), true},
 		{"VersionConflict", publishErr("failed to update resource: maestro-6: the resource version is not the latest, the latest version: 3"), false},
 		{"NotConnected", publishErr("the cloudevents client is not ready"), false},
@@ -58,6 +62,13 @@ func TestClassify(t *testing.T) {
 			}
 			if !errors.Is(err, tc.err) {
 				t.Fatal("classification lost the cause")
+			}
+			auth := strings.Contains(tc.name, "Forbidden") || strings.Contains(tc.name, "Unauth")
+			if got := errors.Is(err, ErrAuthentication); got != auth {
+				t.Fatalf("errors.Is(err, ErrAuthentication) = %v, want %v (%v)", got, auth, err)
+			}
+			if auth && !strings.Contains(err.Error(), "authentication") {
+				t.Fatalf("%q does not name authentication", err)
 			}
 		})
 	}
