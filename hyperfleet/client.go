@@ -117,7 +117,8 @@ func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error
 
 // PutStatus sends one adapter status report for the resource at href
 // (PUT {href}/statuses; POST answers 405 since 2026). 201 and 204 (stale
-// or repeated report, discarded by the API) are both success.
+// or repeated report, discarded by the API) are both success; 404 is an
+// error wrapping ErrNotFound.
 func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport) (int, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
@@ -132,14 +133,17 @@ func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport
 		return status, err
 	}
 	if status == http.StatusNotFound {
+		// The resource was deleted meanwhile: there is nothing left to
+		// report on. The pipeline takes this as the resource being gone.
 		return status, permanent(fmt.Errorf("PUT %s/statuses: %w", href, ErrNotFound))
 	}
 	return status, nil
 }
 
 // do runs one call with retries. It returns the final status code; 2xx and
-// 404 are not errors (the caller decides what 404 means). Other 4xx are
-// permanent; 5xx, 408, 429 and network errors are retried, then transient.
+// 404 are not errors (the caller decides what 404 means). 401 and 403 are
+// transient, wrapping ErrAuthentication; other 4xx are permanent; 5xx, 408,
+// 429 and network errors are retried, then transient.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (int, error) {
 	target := c.base.String() + path
 	var lastErr error
@@ -152,6 +156,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		status, retry, err := c.once(ctx, method, target, body, out)
 		if err == nil {
 			return status, nil
+		}
+		if errors.Is(err, ErrAuthentication) {
+			// Not retried here: the event's tries, with their longer
+			// backoff, give a token rotation time; the token file is
+			// re-read on each.
+			return status, transient(fmt.Errorf("%s %s: %w", method, path, err))
 		}
 		if !retry {
 			return status, permanent(fmt.Errorf("%s %s: %w", method, path, err))
@@ -204,6 +214,8 @@ func (c *Client) once(ctx context.Context, method, target string, body []byte, o
 			}
 		}
 		return resp.StatusCode, false, nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return resp.StatusCode, false, fmt.Errorf("HTTP %d: %w (check HYPERFLEET_API_TOKEN_FILE): %s", resp.StatusCode, ErrAuthentication, snippet(data))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests:
 		return resp.StatusCode, true, fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(data))
 	default:

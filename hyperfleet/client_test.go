@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,10 +82,18 @@ func TestGetResourceErrors(t *testing.T) {
 	if _, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("404: %v", err)
 	}
-	status.Store(http.StatusForbidden)
+	for _, code := range []int32{http.StatusUnauthorized, http.StatusForbidden} {
+		status.Store(code)
+		_, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
+		if err == nil || isPermanent(err) || !errors.Is(err, ErrAuthentication) ||
+			!strings.Contains(err.Error(), "authentication") || !strings.Contains(err.Error(), "HYPERFLEET_API_TOKEN_FILE") {
+			t.Fatalf("%d must be transient, naming authentication and the token file: %v", code, err)
+		}
+	}
+	status.Store(http.StatusUnprocessableEntity)
 	_, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
 	if err == nil || !isPermanent(err) {
-		t.Fatalf("403 must be permanent: %v", err)
+		t.Fatalf("422 must be permanent: %v", err)
 	}
 	status.Store(http.StatusBadGateway)
 	_, err = c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
@@ -122,6 +131,10 @@ func TestPutStatus(t *testing.T) {
 	status.Store(http.StatusBadRequest)
 	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); err == nil || !isPermanent(err) {
 		t.Fatalf("400 must be a permanent error: %v", err)
+	}
+	status.Store(http.StatusNotFound)
+	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("404 must wrap ErrNotFound (the resource is gone): %v", err)
 	}
 }
 

@@ -84,6 +84,12 @@ func (r *Resource) Validate() error {
 // hard-deleted after every adapter reported Finalized.
 var ErrNotFound = errors.New("resource not found")
 
+// ErrAuthentication means the API refused the adapter's credentials (HTTP
+// 401 or 403). Such errors are transient: a rotated token is read from
+// HYPERFLEET_API_TOKEN_FILE on the next try, and the event's tries
+// (MAX_ATTEMPTS) bound how long a lasting refusal is retried.
+var ErrAuthentication = errors.New("the HyperFleet API refused the adapter's credentials (authentication)")
+
 // ResourceReader returns the current state of the resource at href (relative
 // API path as Sentinel sends it). It returns an error wrapping ErrNotFound
 // when the resource is gone. Implementations are safe for concurrent use.

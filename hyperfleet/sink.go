@@ -14,9 +14,11 @@ import (
 // it next to the broker publisher when HYPERFLEET_API_URL is set.
 //
 // 201 (stored) and 204 (discarded as stale, future or a repeated Unknown)
-// are both success: the API has decided. Other 4xx are permanent and
-// counted in Rejected; 5xx, 408 and 429 are retried by the client with
-// jittered backoff, then transient.
+// are both success: the API has decided. 404 (the resource was deleted
+// meanwhile) is an error wrapping ErrNotFound, which the pipeline takes as
+// the resource being gone. 401 and 403 are transient (ErrAuthentication).
+// Other 4xx are permanent and counted in Rejected; 5xx, 408 and 429 are
+// retried by the client with jittered backoff, then transient.
 type APISink struct {
 	client   *Client
 	rejected atomic.Int64
@@ -42,7 +44,7 @@ func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 	}
 	code, err := s.client.PutStatus(ctx, env.Resource.Href, env.Report)
 	if err != nil {
-		if isPermanent(err) {
+		if isPermanent(err) && !errors.Is(err, ErrNotFound) {
 			s.rejected.Add(1)
 		}
 		return err
@@ -56,7 +58,7 @@ func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 }
 
 // Counts returns reports stored (201), ignored by the API (204) and
-// rejected (other 4xx, or invalid before sending).
+// rejected (4xx other than 401, 403 and 404, or invalid before sending).
 func (s *APISink) Counts() (stored, ignored, rejected int64) {
 	return s.stored.Load(), s.ignored.Load(), s.rejected.Load()
 }

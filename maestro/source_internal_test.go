@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +41,10 @@ func TestClassify(t *testing.T) {
 		{"Invalid", apierrors.NewInvalid(schema.GroupKind{Group: workGR.Group, Kind: "ManifestWork"}, "w", nil), true},
 		{"BadRequest", apierrors.NewBadRequest("no"), true},
 		{"MethodNotSupported", apierrors.NewMethodNotSupported(workGR, "update"), true},
-		{"Forbidden", apierrors.NewForbidden(workGR, "w", errors.New("no")), true},
+		// Credentials rotate: a refusal is retried (bounded by MAX_ATTEMPTS).
+		{"Forbidden", apierrors.NewForbidden(workGR, "w", errors.New("no")), false},
+		{"Unauthorized", apierrors.NewUnauthorized("no"), false},
+		{"GRPCUnauthenticated", publishErr("rpc error: code = Unauthenticated desc = invalid token"), false},
 		{"BundleRefused", publishErr("failed to update resource: maestro-8: the new manifest bundle in the resource is invalid, x"), true},
 		{"VersionConflict", publishErr("failed to update resource: maestro-6: the resource version is not the latest, the latest version: 3"), false},
 		{"NotConnected", publishErr("the cloudevents client is not ready"), false},
@@ -58,6 +63,13 @@ func TestClassify(t *testing.T) {
 			}
 			if !errors.Is(err, tc.err) {
 				t.Fatal("classification lost the cause")
+			}
+			auth := strings.Contains(tc.name, "Forbidden") || strings.Contains(tc.name, "Unauth")
+			if got := errors.Is(err, ErrAuthentication); got != auth {
+				t.Fatalf("errors.Is(err, ErrAuthentication) = %v, want %v (%v)", got, auth, err)
+			}
+			if auth && !strings.Contains(err.Error(), "authentication") {
+				t.Fatalf("%q does not name authentication", err)
 			}
 		})
 	}
@@ -109,5 +121,59 @@ func TestMergePatchCarriesTheStoredVersion(t *testing.T) {
 	}
 	if p.Spec == nil {
 		t.Errorf("patch %s does not change the spec", data)
+	}
+}
+
+func TestOrphanOption(t *testing.T) {
+	manifest := func(apiVersion, kind, ns, name string) workv1.Manifest {
+		return workv1.Manifest{RawExtension: runtime.RawExtension{Raw: []byte(fmt.Sprintf(
+			`{"apiVersion":%q,"kind":%q,"metadata":{"name":%q,"namespace":%q}}`, apiVersion, kind, name, ns))}}
+	}
+	nsM, cmA, cmB, depC := manifest("v1", "Namespace", "", "lz"), manifest("v1", "ConfigMap", "lz", "a"),
+		manifest("v1", "ConfigMap", "lz", "b"), manifest("apps/v1", "Deployment", "lz", "c")
+	meta := func(group, kind, resource, ns, name string) workv1.ManifestCondition {
+		return workv1.ManifestCondition{ResourceMeta: workv1.ManifestResourceMeta{Group: group, Kind: kind, Resource: resource, Namespace: ns, Name: name}}
+	}
+	// stored holds the namespace, a, b and c as the agent reported them.
+	stored := func(opt *workv1.DeleteOption, reported ...workv1.ManifestCondition) *workv1.ManifestWork {
+		w := &workv1.ManifestWork{}
+		w.Spec.Workload.Manifests = []workv1.Manifest{nsM, cmA, cmB, depC}
+		w.Spec.DeleteOption = opt
+		w.Status.ResourceStatus.Manifests = reported
+		return w
+	}
+	allReported := []workv1.ManifestCondition{meta("", "Namespace", "namespaces", "", "lz"),
+		meta("", "ConfigMap", "configmaps", "lz", "a"), meta("", "ConfigMap", "configmaps", "lz", "b"),
+		meta("apps", "Deployment", "deployments", "lz", "c")}
+	desired := func(ms ...workv1.Manifest) *workv1.ManifestWork {
+		w := &workv1.ManifestWork{}
+		w.Spec.Workload.Manifests = ms
+		return w
+	}
+	foreground := &workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeForeground}
+	orphan := &workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeOrphan}
+
+	for _, tc := range []struct {
+		name    string
+		stored  *workv1.ManifestWork
+		desired *workv1.ManifestWork
+		want    *workv1.DeleteOption
+	}{
+		{"keeps all, adds one", stored(foreground, allReported...),
+			desired(nsM, cmA, cmB, manifest("apps/v1beta1", "Deployment", "lz", "c"), manifest("v1", "Secret", "lz", "s")), orphan},
+		{"drops b", stored(nil, allReported...), desired(nsM, cmA, depC), &workv1.DeleteOption{
+			PropagationPolicy: workv1.DeletePropagationPolicyTypeSelectivelyOrphan,
+			SelectivelyOrphan: &workv1.SelectivelyOrphan{OrphaningRules: []workv1.OrphaningRule{
+				{Resource: "namespaces", Name: "lz"}, {Resource: "configmaps", Namespace: "lz", Name: "a"},
+				{Group: "apps", Resource: "deployments", Namespace: "lz", Name: "c"}}}}},
+		{"drops b, resource of a kept one unknown", stored(foreground, allReported[0], allReported[2]), desired(nsM, cmA), orphan},
+		{"keeps nothing", stored(foreground, allReported...), desired(manifest("v1", "ConfigMap", "lz", "z")), nil},
+		{"orphans all already", stored(orphan, allReported...), desired(nsM), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := orphanOption(tc.stored, tc.desired); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("orphanOption = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -114,6 +114,9 @@ type Pipeline struct {
 	// and the status watcher leaves them to the handler.
 	mu   sync.Mutex
 	keys map[string]*keyState
+	// holds are the resources the status watcher is reporting on (guarded
+	// by mu; see watch.go): an event for one waits until it is released.
+	holds resourceHolds
 
 	// reported is what the status of each work was when last reported, so
 	// that WatchStatus reports only news.
@@ -388,7 +391,7 @@ func (p *Pipeline) process(ctx context.Context, j *job) result {
 			return result{outcome: Requeued, err: err, attempts: attempt}
 		}
 		permanent := events.IsPermanent(err)
-		if permanent || attempt >= p.cfg.MaxAttempts {
+		if permanent || (attempt >= p.cfg.MaxAttempts && !outlastsMaxAttempts(err)) {
 			p.reportFailure(ctx, j.ev, st, err)
 			p.observer.Handled(Failed, p.now().Sub(start))
 			return result{outcome: Failed, err: err, attempts: attempt}

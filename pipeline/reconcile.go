@@ -30,6 +30,9 @@ type state struct {
 func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.Message) (Outcome, *state, error) {
 	log := loggerFrom(ctx, p.log)
 	st := &state{}
+	if err := p.awaitHold(ctx, ev.Key()); err != nil {
+		return "", st, err
+	}
 
 	phase := p.phaseTimer()
 	res, err := p.resource(ctx, ev.Href, msg.Snapshot)
@@ -86,6 +89,12 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 
 	report := handlers.Report(p.cfg.AdapterName, st.target, deleting, st.observed, p.now())
 	if err := p.publish(ctx, ev, res, report); err != nil {
+		if errors.Is(err, hyperfleet.ErrNotFound) {
+			// The status PUT answered 404: the resource was deleted while
+			// this event ran. Nothing is left to report on.
+			log.InfoContext(ctx, "resource no longer exists (the status report answered 404); nothing to report")
+			return Gone, st, nil
+		}
 		return "", st, err
 	}
 	p.reported.remember(st.observed)
@@ -259,3 +268,12 @@ func (p *Pipeline) reportFailure(ctx context.Context, ev events.Event, st *state
 }
 
 func kindEqual(a, b string) bool { return strings.EqualFold(a, b) }
+
+// outlastsMaxAttempts reports a transient failure whose retries its source
+// bounds by time rather than the pipeline by MAX_ATTEMPTS: a consumer that
+// is not registered yet (the first events of a new cluster commonly come
+// before it) is waited for CONSUMER_WAIT by the delivery, which then makes
+// the error permanent.
+func outlastsMaxAttempts(err error) bool {
+	return errors.Is(err, maestro.ErrConsumerNotRegistered) && !events.IsPermanent(err)
+}

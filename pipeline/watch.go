@@ -42,9 +42,11 @@ const (
 //
 // A change on a resource that has an event queued or running is left to
 // that event, which reports when it is done; reporting it twice would only
-// race the two reports. A change that leaves the status as last reported
-// (Maestro resends a work on resync and after each write) is not reported
-// again.
+// race the two reports. Otherwise the watcher holds the resource while it
+// reads, builds and publishes, and an event for it arriving meanwhile waits
+// (see awaitHold): the event's report, newer, lands last. A change that
+// leaves the status as last reported (Maestro resends a work on resync and
+// after each write) is not reported again.
 func (p *Pipeline) WatchStatus(ctx context.Context) error {
 	if p.cfg.StatusWatch == WatchOff {
 		<-ctx.Done()
@@ -65,14 +67,14 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 		if !p.reported.worthReporting(workName(w), seen, p.cfg.StatusWatch == WatchAll) {
 			continue
 		}
-		p.mu.Lock()
-		_, busy := p.keys[key]
-		p.mu.Unlock()
-		if busy {
+		release, idle := p.holdIdle(key)
+		if !idle {
 			continue
 		}
 		log := p.log.With("resource", href, "work", w.Namespace+"/"+w.Name, "change", ch.Type)
-		if err := p.reportCurrent(withLogger(ctx, log), href, ch); err != nil {
+		err := p.reportCurrent(withLogger(ctx, log), href, ch)
+		release()
+		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("could not report a status change", "err", err)
 			}
@@ -127,7 +129,66 @@ func (p *Pipeline) reportCurrent(ctx context.Context, href string, changed maest
 		}
 	}
 	report := handlers.Report(p.cfg.AdapterName, t, res.Deleting(), observed, p.now())
-	return p.publish(ctx, ev, res, report)
+	if err := p.publish(ctx, ev, res, report); err != nil && !errors.Is(err, hyperfleet.ErrNotFound) {
+		// (A 404 from the status PUT: deleted meanwhile, nothing to report.)
+		return err
+	}
+	return nil
+}
+
+// resourceHolds are the resources (by events.Event.Key) the status watcher
+// holds while it reports on them, each with a channel closed on release.
+// Pipeline.mu guards it, so that taking a hold and seeing no event for the
+// resource are one step.
+type resourceHolds struct {
+	held map[string]chan struct{}
+	// waiting, when set (by tests), is called when an event starts waiting
+	// for a hold.
+	waiting func(key string)
+}
+
+// holdIdle takes a hold on key for the watcher, unless an event for the
+// resource is queued or running (ok false). release ends the hold.
+func (p *Pipeline) holdIdle(key string) (release func(), ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, busy := p.keys[key]; busy {
+		return nil, false
+	}
+	if p.holds.held == nil {
+		p.holds.held = map[string]chan struct{}{}
+	}
+	done := make(chan struct{})
+	p.holds.held[key] = done
+	return func() {
+		p.mu.Lock()
+		delete(p.holds.held, key)
+		p.mu.Unlock()
+		close(done)
+	}, true
+}
+
+// awaitHold returns once the watcher holds no hold on key, or when ctx
+// ends. An event calls it before it reads the resource: the watcher took
+// its hold before the event was scheduled, so its report, built from an
+// older view, is published first.
+func (p *Pipeline) awaitHold(ctx context.Context, key string) error {
+	p.mu.Lock()
+	done := p.holds.held[key]
+	waiting := p.holds.waiting
+	p.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	if waiting != nil {
+		waiting(key)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the status watcher to release %s: %w", key, ctx.Err())
+	}
 }
 
 // reportedWorks remembers, per work (consumer/name), the state whose status

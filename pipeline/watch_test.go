@@ -5,14 +5,19 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -165,4 +170,126 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 			t.Errorf("%s: Validate() = %v, want an error naming it", setting, err)
 		}
 	}
+}
+
+// gatedReader stops every read at the gate: it says so on entered, then
+// waits for release. The race test's events carry snapshots, so only the
+// status watcher reads through it.
+type gatedReader struct {
+	hyperfleet.ResourceReader
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedReader) GetResource(ctx context.Context, href string) (*hyperfleet.Resource, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.ResourceReader.GetResource(ctx, href)
+}
+
+// publisherSink records who published each status event: the event id the
+// context carries, or "watcher" for the status watcher, which has none.
+type publisherSink struct {
+	mu sync.Mutex
+	by []string
+}
+
+func (s *publisherSink) Publish(ctx context.Context, _ cloudevents.Event) error {
+	who := maestro.EventID(ctx)
+	if who == "" {
+		who = "watcher"
+	}
+	s.mu.Lock()
+	s.by = append(s.by, who)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *publisherSink) order() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.by)
+}
+
+// The watcher takes a status change of an idle resource and, while it
+// reads, builds and publishes, an event for the same resource and
+// generation comes in. The event waits for the watcher, so its report,
+// built from the newer view, is the last one; before, the watcher's older
+// view could land after it. The test stops the watcher inside its read
+// until the event is either waiting for it (correct) or has already
+// reported (the race), so the outcome does not depend on timing.
+func TestWatcherReportLandsBeforeAConcurrentEventsReport(t *testing.T) {
+	reader := &gatedReader{ResourceReader: hyperfleet.DirReader{Dir: filepath.Join("..", "testdata", "api")},
+		entered: make(chan struct{}, 1), release: make(chan struct{})}
+	sink := &publisherSink{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	backend, err := embedded.New(embedded.Options{AgentDelay: 300 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = backend.Close() })
+	tracker := deliverytest.RunTracker(t, backend, log)
+	handler, err := handlers.New(handlers.Config{Type: "namespace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.AdapterName = "namespace"
+	// The first event reports before the agent does; the agent's late
+	// status is the change the watcher picks up.
+	cfg.StatusTimeout = 20 * time.Millisecond
+	cfg.Coalesce = false
+	p, err := New(cfg, Deps{Decoder: events.NewDecoder(), Resources: reader, Handler: handler,
+		Delivery: backend, Tracker: tracker, Sink: sink, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventWaits := make(chan struct{})
+	var waitOnce sync.Once
+	p.holds.waiting = func(string) { waitOnce.Do(func() { close(eventWaits) }) }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); _ = p.WatchStatus(ctx) }()
+	run := func(msg *events.Message) {
+		runCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+		defer stop()
+		if err := p.Run(runCtx, recording.NewSource([]*events.Message{msg})); err != nil {
+			t.Error(err)
+		}
+	}
+	const cluster = "019466a0-8f8e-7abc-9def-0123456789ab"
+
+	run(snapshotMsg(t, "e1", cluster, 1))
+	select {
+	case <-reader.entered: // the watcher is reporting the agent's late status
+	case <-time.After(10 * time.Second):
+		t.Fatal("the status watcher never took up the agent's late status")
+	}
+
+	secondDone := make(chan struct{})
+	go func() { defer close(secondDone); run(snapshotMsg(t, "e2", cluster, 1)) }()
+	select {
+	case <-eventWaits:
+	case <-secondDone:
+		t.Errorf("the event reported while the watcher was still reporting on the resource (order so far %v)", sink.order())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event neither waited for the watcher nor finished")
+	}
+	close(reader.release)
+	<-secondDone
+	waitCond(t, 10*time.Second, "three status reports", func() bool { return len(sink.order()) >= 3 })
+	if got, want := sink.order(), []string{"e1", "watcher", "e2"}; !slices.Equal(got, want) {
+		t.Fatalf("reports published by %v, want %v: the event's newer report must land last", got, want)
+	}
+	cancel()
+	<-watchDone
 }

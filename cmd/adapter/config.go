@@ -36,6 +36,7 @@ type Config struct {
 	MaestroDialTimeout        time.Duration `envconfig:"MAESTRO_DIAL_TIMEOUT" default:"10s" desc:"maestro delivery: timeout of establishing one connection (TCP and TLS)"`
 	MaestroRequestTimeout     time.Duration `envconfig:"MAESTRO_REQUEST_TIMEOUT" default:"30s" desc:"maestro delivery: timeout of one REST request"`
 	MaestroUnavailableTimeout time.Duration `envconfig:"MAESTRO_UNAVAILABLE_TIMEOUT" default:"30s" desc:"maestro delivery: how long one apply/delete keeps retrying an unreachable Maestro before the attempt fails (transiently)"`
+	ConsumerWait              time.Duration `envconfig:"CONSUMER_WAIT" default:"3m" desc:"maestro delivery: how long a consumer Maestro does not know is waited for (the event retried, MAX_ATTEMPTS notwithstanding) before the event fails permanently"`
 	MaestroDeletePropagation  string        `envconfig:"MAESTRO_DELETE_PROPAGATION" default:"Foreground" desc:"maestro delivery: spec.deleteOption of works: Foreground (deleting a work deletes its resources) or Orphan"`
 
 	// DELIVERY=job: a Kubernetes Job per apply or delete runs maestro-cli

@@ -127,6 +127,7 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure,
 			ServerHealthinessTimeout: cfg.MaestroHealthiness, DialTimeout: cfg.MaestroDialTimeout,
 			RequestTimeout: cfg.MaestroRequestTimeout, UnavailableTimeout: cfg.MaestroUnavailableTimeout,
+			ConsumerWait:      cfg.ConsumerWait,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
 			Logger:            log,
 		})

@@ -104,6 +104,10 @@ type Agent struct {
 
 	mu       sync.Mutex
 	reported map[string]string // fingerprint of the last status reported per work name
+
+	// cluster is the target cluster as far as deletion is concerned (which
+	// objects exist and which works own them; see cluster.go).
+	cluster *cluster
 }
 
 // StartAgent connects a simulated agent for consumerName to the gRPC broker
@@ -135,6 +139,7 @@ func StartAgent(ctx context.Context, grpcBrokerEndpoint, consumerName string, op
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "maestrotest-agent-" + consumerName},
 		),
 		reported: map[string]string{},
+		cluster:  newCluster(),
 	}
 	a.store = newAgentStore(a.enqueue)
 
@@ -235,6 +240,11 @@ func (a *Agent) process(ctx context.Context, name string) error {
 	}
 
 	status := a.buildStatus(w)
+	if c := meta.FindStatusCondition(status.Conditions, workv1.WorkApplied); c != nil && c.Status == metav1.ConditionTrue {
+		// Applied: the objects exist, owned as this generation's delete
+		// option says.
+		a.cluster.apply(w)
+	}
 	fingerprint := statusFingerprint(w.Generation, status)
 	a.mu.Lock()
 	same := a.reported[name] == fingerprint
@@ -264,7 +274,8 @@ func (a *Agent) process(ctx context.Context, name string) error {
 
 // finalize plays the agent's part in deletion: the SDK marks a work deleted by
 // the source as deleting with the manifest-work-cleanup finalizer; a real
-// agent removes the applied resources and then the finalizer. Once no
+// agent removes the applied resources it owns (see cluster) and then the
+// finalizer. Once no
 // finalizer is left, the SDK's agent client publishes the Deleted condition
 // (from a 2 s loop) and Maestro removes the work.
 func (a *Agent) finalize(ctx context.Context, w *workv1.ManifestWork) error {
@@ -280,6 +291,8 @@ func (a *Agent) finalize(ctx context.Context, w *workv1.ManifestWork) error {
 	if !found {
 		return nil
 	}
+	// The AppliedManifestWork's finalizer: delete what the work owns.
+	a.cluster.remove(w)
 	var finalizers interface{} // JSON null removes the field
 	if len(keep) > 0 {
 		finalizers = keep

@@ -31,6 +31,7 @@ const (
 	EnvRequestTimeout           = "MAESTRO_REQUEST_TIMEOUT"
 	EnvUnavailableTimeout       = "MAESTRO_UNAVAILABLE_TIMEOUT"
 	EnvDeletePropagation        = "MAESTRO_DELETE_PROPAGATION"
+	EnvConsumerWait             = "CONSUMER_WAIT"
 )
 
 // Defaults of the timings.
@@ -95,6 +96,13 @@ type Options struct {
 	// DefaultUnavailableTimeout; it must not exceed the caller's patience
 	// (the pipeline has no per-attempt deadline, so this is that deadline).
 	UnavailableTimeout time.Duration
+
+	// ConsumerWait is how long a consumer Maestro does not know is waited
+	// for: Apply fails with a Transient error wrapping
+	// ErrConsumerNotRegistered for this long after the first check that
+	// found it missing, then with a Permanent one. Zero (the default, what
+	// a one-shot command wants): Permanent at once.
+	ConsumerWait time.Duration
 
 	// DeletePropagation is written to spec.deleteOption of every work that
 	// carries none: Foreground (default; deleting the work deletes its
@@ -184,6 +192,7 @@ func (o Options) validate(needGRPC bool) error {
 		{EnvDialTimeout, o.DialTimeout},
 		{EnvRequestTimeout, o.RequestTimeout},
 		{EnvUnavailableTimeout, o.UnavailableTimeout},
+		{EnvConsumerWait, o.ConsumerWait},
 	} {
 		if d.v < 0 {
 			bad(d.env, "%s is negative", d.v)

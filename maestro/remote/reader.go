@@ -19,6 +19,7 @@ import (
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
 // Reader reads works and consumers over Maestro's REST API alone, with the
@@ -63,7 +64,7 @@ func NewReader(opts Options) (*Reader, error) {
 		return nil, fmt.Errorf("maestro reader: %w", err)
 	}
 	api, httpClient := restClient(opts, tlsCfg, tok)
-	return &Reader{opts: opts, api: api, http: httpClient, consumers: newConsumers(api, opts.HTTPEndpoint)}, nil
+	return &Reader{opts: opts, api: api, http: httpClient, consumers: newConsumers(api, opts.HTTPEndpoint, opts.ConsumerWait)}, nil
 }
 
 // Get returns the consumer's work of that name, or an error for which
@@ -132,7 +133,7 @@ func (r *Reader) CheckConsumer(ctx context.Context, name string) error {
 func (r *Reader) Close() { r.http.CloseIdleConnections() }
 
 // failed classifies a REST failure: unreachable, a credential problem
-// (Permanent), or Maestro's refusal.
+// (Transient, wrapping maestro.ErrAuthentication), or Maestro's refusal.
 func (r *Reader) failed(what string, resp *http.Response, err error) error {
 	if resp != nil && resp.Body != nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -141,7 +142,9 @@ func (r *Reader) failed(what string, resp *http.Response, err error) error {
 	case unreachable(err):
 		return events.Transient(fmt.Errorf("%s: %w (REST %s): %w", what, ErrUnreachable, r.opts.HTTPEndpoint, err))
 	case resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
-		return events.Permanent(fmt.Errorf("%s at %s: HTTP %d (check %s): %w", what, r.opts.HTTPEndpoint, resp.StatusCode, EnvTokenFile, err))
+		// Credentials rotate: a refusal now may pass on the next try.
+		return events.Transient(fmt.Errorf("%s at %s: %w: HTTP %d (check %s): %w", what, r.opts.HTTPEndpoint,
+			maestro.ErrAuthentication, resp.StatusCode, EnvTokenFile, err))
 	case resp != nil:
 		return events.Transient(fmt.Errorf("%s at %s: HTTP %d: %w", what, r.opts.HTTPEndpoint, resp.StatusCode, err))
 	default:

@@ -3,6 +3,8 @@ package remote_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -99,5 +102,35 @@ func TestReaderUnreachable(t *testing.T) {
 
 	if _, err := remote.NewReader(remote.Options{SourceID: "s"}); err == nil || !strings.Contains(err.Error(), remote.EnvHTTPEndpoint) {
 		t.Errorf("NewReader without an endpoint: %v, want an error naming %s", err, remote.EnvHTTPEndpoint)
+	}
+}
+
+// A Maestro that refuses the credentials (the local server authenticates
+// nothing, so an httptest server answers 401 and 403 as Maestro's
+// authenticating front does) fails the call transiently, naming
+// authentication and the token setting: a rotated token is read on the next
+// try.
+func TestCredentialRefusalIsTransient(t *testing.T) {
+	for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_, _ = w.Write([]byte(`{"kind":"Error","reason":"token rejected"}`))
+		}))
+		t.Cleanup(srv.Close)
+		r, err := remote.NewReader(remote.Options{HTTPEndpoint: srv.URL, SourceID: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for op, err := range map[string]error{
+			"Get":           func() error { _, err := r.Get(ctx, "c", "w"); return err }(),
+			"CheckConsumer": r.CheckConsumer(ctx, "c"),
+		} {
+			if events.IsPermanent(err) || !errors.Is(err, maestro.ErrAuthentication) ||
+				!strings.Contains(err.Error(), "authentication") || !strings.Contains(err.Error(), remote.EnvTokenFile) {
+				t.Errorf("HTTP %d, %s: %v, want a transient error naming authentication and %s", code, op, err, remote.EnvTokenFile)
+			}
+		}
 	}
 }

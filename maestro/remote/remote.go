@@ -121,7 +121,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		http:           httpClient,
 		dialer:         dialer,
 		conns:          conns,
-		consumers:      newConsumers(api, opts.HTTPEndpoint),
+		consumers:      newConsumers(api, opts.HTTPEndpoint, opts.ConsumerWait),
 		cancel:         cancel,
 	}
 

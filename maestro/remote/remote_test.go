@@ -96,6 +96,37 @@ func TestUnregisteredConsumerIsPermanent(t *testing.T) {
 	t.Cleanup(func() { _ = b.Delete(context.Background(), consumer, "w") })
 }
 
+// With ConsumerWait, a consumer Maestro does not know is waited for: the
+// apply fails transiently, saying how long it waits (CONSUMER_WAIT), until
+// that time has passed since it was first found missing; then permanently.
+func TestUnregisteredConsumerIsWaitedFor(t *testing.T) {
+	env := maestrotest.Require(t)
+	suffix := randomSuffix(t)
+	const wait = time.Second
+	b := newBackend(t, env, "waited-"+suffix, func(o *remote.Options) { o.ConsumerWait = wait })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	consumer := "not-yet-" + suffix
+	start := time.Now()
+	_, err := b.Apply(ctx, work(t, consumer, "w", 1))
+	if events.IsPermanent(err) || !errors.Is(err, remote.ErrConsumerNotRegistered) || !strings.Contains(err.Error(), remote.EnvConsumerWait) {
+		t.Fatalf("first apply: %v, want a transient ErrConsumerNotRegistered naming %s", err, remote.EnvConsumerWait)
+	}
+	for {
+		_, err = b.Apply(ctx, work(t, consumer, "w", 1))
+		if events.IsPermanent(err) {
+			break
+		}
+		if !errors.Is(err, remote.ErrConsumerNotRegistered) || time.Since(start) > 10*wait {
+			t.Fatalf("apply after %s: %v, want ErrConsumerNotRegistered, permanent after %s", time.Since(start), err, wait)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition with a deadline
+	}
+	if waited := time.Since(start); waited < wait || !errors.Is(err, remote.ErrConsumerNotRegistered) {
+		t.Fatalf("permanent after %s (want at least %s): %v", waited, wait, err)
+	}
+}
+
 func TestInvalidConsumerNameIsPermanent(t *testing.T) {
 	env := maestrotest.Require(t)
 	b := newBackend(t, env, "invalid-"+randomSuffix(t), nil)
