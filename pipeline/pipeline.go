@@ -393,14 +393,19 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 		go runWorker(ev.Key(), j)
 	}
 
-	// Intake has stopped. On shutdown, queued events go back at once and
-	// running ones get the drain deadline.
-	if ctx.Err() != nil {
+	// Intake has stopped: the source is exhausted, failed, or shutdown
+	// began. Shutdown (now, or while the last events run) gives queued and
+	// retry-waiting events back at once and running ones the drain deadline.
+	finished := make(chan struct{})
+	go func() { workers.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
 		close(stopping)
 		timer := time.AfterFunc(p.cfg.DrainTimeout, cancelHandling)
 		defer timer.Stop()
+		<-finished
 	}
-	workers.Wait()
 	return recvErr
 }
 
