@@ -39,14 +39,14 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
 	}
-	msgs, err := recording.Load(fs.Args()...)
+	pcfg := pipelineConfig(cfg)
+	pcfg.Coalesce = false
+	pl, err := preparePipeline(cfg, pcfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
 	}
-	pcfg := pipelineConfig(cfg)
-	pcfg.Coalesce = false
-	pl, err := preparePipeline(cfg, pcfg, log)
+	msgs, err := recording.Load(fs.Args()...)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
