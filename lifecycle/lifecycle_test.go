@@ -33,12 +33,14 @@ func (j *journal) get() []string {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // A part that runs until cancelled, records its stop and, through alive,
-// lets a later part check it is still running.
-func waiter(j *journal, name string, alive *sync.Map) Part {
+// lets a later part check it is still running. running is closed once it
+// runs.
+func waiter(j *journal, name string, alive *sync.Map, running chan<- struct{}) Part {
 	return Part{
 		Name: name,
 		Run: func(ctx context.Context) error {
 			alive.Store(name, true)
+			close(running)
 			<-ctx.Done()
 			alive.Store(name, false)
 			j.add("run " + name + " returned")
@@ -56,8 +58,9 @@ func TestShutdownStopsInReverseOrder(t *testing.T) {
 	var alive sync.Map
 	g := New(quiet())
 	g.Start(Part{Name: "connection", Close: func() error { j.add("close connection"); return nil }})
-	g.Start(waiter(j, "tracker", &alive))
-	g.Start(waiter(j, "watcher", &alive))
+	trackerRuns, watcherRuns := make(chan struct{}), make(chan struct{})
+	g.Start(waiter(j, "tracker", &alive, trackerRuns))
+	g.Start(waiter(j, "watcher", &alive, watcherRuns))
 	started := make(chan struct{})
 	g.Start(Part{Name: "pipeline", Run: func(ctx context.Context) error {
 		close(started)
@@ -72,6 +75,8 @@ func TestShutdownStopsInReverseOrder(t *testing.T) {
 		return nil
 	}})
 	<-started
+	<-trackerRuns
+	<-watcherRuns
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := g.Wait(ctx); err != nil {
@@ -96,7 +101,7 @@ func TestPartEndingBeginsShutdown(t *testing.T) {
 	j := &journal{}
 	var alive sync.Map
 	g := New(quiet())
-	g.Start(waiter(j, "watcher", &alive))
+	g.Start(waiter(j, "watcher", &alive, make(chan struct{})))
 	g.Start(Part{Name: "tracker", Run: func(context.Context) error { return errors.New("watch refused: unauthorized") }})
 	done := make(chan error, 1)
 	go func() { done <- g.Wait(context.Background()) }()
