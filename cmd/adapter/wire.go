@@ -140,6 +140,9 @@ var handlerSettings = map[string]string{
 	"Consumer": "CONSUMER_RULE (--consumer)", "Namespace": "LANDING_ZONE_NAMESPACE",
 	"TemplateDir": "TEMPLATE_DIR (--template-dir)", "Kinds": "TEMPLATE_KINDS", "Values": "TEMPLATE_VALUES_FILE",
 	"PullSecretFile": "PULL_SECRET_FILE", "IngressReplicas": "INGRESS_REPLICAS",
+	// Settings the untrusted-templates work adds to handlers.Config.
+	"AllowedKinds": "TEMPLATE_ALLOWED_KINDS", "TemplateTimeout": "TEMPLATE_TIMEOUT",
+	"MaxManifestBytes": "MAX_MANIFEST_BYTES", "MaxManifests": "MAX_MANIFESTS",
 }
 
 var handlerSettingRE = regexp.MustCompile(`handlers config (\w+)`)
