@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
@@ -153,12 +155,26 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 	}
 	return &Pipeline{
 		cfg: cfg, decoder: d.Decoder, resources: d.Resources, handler: d.Handler,
-		delivery: d.Delivery, tracker: d.Tracker, sink: d.Sink, log: d.Logger,
+		delivery: d.Delivery, tracker: d.Tracker, sink: unlessCancelled{d.Sink}, log: d.Logger,
 		observer: d.Observer, now: time.Now,
 		stats:    Stats{counts: map[Outcome]int{}},
 		keys:     map[string]*keyState{},
 		reported: reportedWorks{works: map[string]reportedWork{}},
 	}, nil
+}
+
+// unlessCancelled publishes only while the caller's context lives. An
+// event cut off at the drain deadline goes back to the broker, and its
+// report, made from whatever the wait had seen by then (Unknown
+// conditions), must not go out: the replica that takes the event over
+// reports the real state.
+type unlessCancelled struct{ events.StatusSink }
+
+func (s unlessCancelled) Publish(ctx context.Context, ev cloudevents.Event) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not publishing status event %s: %w", ev.ID(), err)
+	}
+	return s.StatusSink.Publish(ctx, ev)
 }
 
 // Outcome is what became of one message.
@@ -237,6 +253,10 @@ type job struct {
 	ev     events.Event
 	msg    *events.Message
 	riders []*job
+	// attempt is the try about to run, counting the broker's earlier
+	// deliveries; start is when the first try in this process began.
+	attempt int
+	start   time.Time
 }
 
 type keyState struct{ pending []*job }
@@ -247,12 +267,16 @@ type keyState struct{ pending []*job }
 // Scheduling: events for one resource (events.Event.Key) run one at a time
 // in arrival order, and while one runs, newer events for the same resource
 // queue; when it finishes, the queue is coalesced into its newest
-// generation. Different resources run in parallel up to Concurrency. At
-// most 2×Concurrency messages are held at once, so the source's own
-// buffering (broker prefetch) applies backpressure.
+// generation. Different resources run in parallel up to Concurrency. An
+// event waiting out the backoff before its next try holds no concurrency
+// slot (it still holds its resource), so troubled resources do not stall
+// healthy ones. At most 2×Concurrency messages are held at once, so the
+// source's own buffering (broker prefetch) applies backpressure.
 //
-// Shutdown: when ctx ends, intake stops, queued events are given back, and
-// running ones get DrainTimeout to finish before they too are given back.
+// Shutdown: when ctx ends, intake stops, queued events and events waiting
+// to retry are given back at once, and running ones get DrainTimeout to
+// finish (reported and acknowledged as usual) before the rest are given
+// back, unreported.
 func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 	handleCtx, cancelHandling := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandling()
@@ -263,20 +287,56 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 		held     = make(chan struct{}, 2*p.cfg.Concurrency)
 		stopping = make(chan struct{})
 	)
+	shuttingDown := func() bool {
+		select {
+		case <-stopping:
+			return true
+		default:
+			return false
+		}
+	}
+
+	// handle runs j's tries until it is settled. Between tries it waits
+	// without a slot.
+	handle := func(j *job) {
+		for {
+			if shuttingDown() {
+				p.settle(j, result{outcome: Requeued, err: errors.New("adapter shutting down"), attempts: j.attempt})
+				return
+			}
+			select {
+			case <-stopping:
+				continue
+			case slots <- struct{}{}:
+			}
+			if shuttingDown() { // both were ready: shutdown wins
+				<-slots
+				continue
+			}
+			p.observer.InFlight(1)
+			r, retryIn := p.try(handleCtx, j)
+			p.observer.InFlight(-1)
+			<-slots
+			if retryIn < 0 {
+				p.settle(j, r)
+				return
+			}
+			wait := time.NewTimer(retryIn)
+			select {
+			case <-wait.C:
+				j.attempt++
+			case <-stopping:
+				wait.Stop()
+				p.settle(j, result{outcome: Requeued, err: fmt.Errorf("adapter shutting down while waiting to retry after: %w", r.err), attempts: j.attempt})
+				return
+			}
+		}
+	}
 
 	runWorker := func(key string, j *job) {
 		defer workers.Done()
 		for j != nil {
-			select {
-			case <-stopping:
-				p.settle(j, result{outcome: Requeued, err: errors.New("adapter shutting down")})
-			case slots <- struct{}{}:
-				p.observer.InFlight(1)
-				r := p.process(handleCtx, j)
-				p.observer.InFlight(-1)
-				<-slots
-				p.settle(j, r)
-			}
+			handle(j)
 			for range 1 + len(j.riders) {
 				<-held
 			}
@@ -323,7 +383,7 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 			<-held
 			continue
 		}
-		j := &job{ev: ev, msg: msg}
+		j := &job{ev: ev, msg: msg, attempt: max(msg.Attempt, 1)}
 		p.mu.Lock()
 		if st, running := p.keys[ev.Key()]; running {
 			st.pending = append(st.pending, j)
@@ -336,14 +396,19 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 		go runWorker(ev.Key(), j)
 	}
 
-	// Intake has stopped. On shutdown, queued events go back at once and
-	// running ones get the drain deadline.
-	if ctx.Err() != nil {
+	// Intake has stopped: the source is exhausted, failed, or shutdown
+	// began. Shutdown (now, or while the last events run) gives queued and
+	// retry-waiting events back at once and running ones the drain deadline.
+	finished := make(chan struct{})
+	go func() { workers.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
 		close(stopping)
 		timer := time.AfterFunc(p.cfg.DrainTimeout, cancelHandling)
 		defer timer.Stop()
+		<-finished
 	}
-	workers.Wait()
 	return recvErr
 }
 
@@ -372,38 +437,36 @@ type result struct {
 	attempts int
 }
 
-// process handles one event, retrying transient failures with backoff up
-// to MaxAttempts (counting the broker's earlier deliveries).
-func (p *Pipeline) process(ctx context.Context, j *job) result {
+// try runs one try of j. retryIn < 0: j is done with the result. Else the
+// try failed transiently with tries left, and the next one should start
+// after retryIn (the result then holds the failure, for a shutdown that
+// comes first).
+func (p *Pipeline) try(ctx context.Context, j *job) (r result, retryIn time.Duration) {
 	log := p.eventLogger(j.ev)
 	ctx = withLogger(ctx, log)
 	ctx = withEventAttrs(ctx, eventAttrs(j.ev))
 	ctx = maestro.WithEventID(ctx, j.ev.ID)
-	attempt := max(j.msg.Attempt, 1)
-	start := p.now()
-	for {
-		outcome, st, err := p.reconcile(ctx, j.ev, j.msg)
-		if err == nil {
-			p.observer.Handled(outcome, p.now().Sub(start))
-			return result{outcome: outcome, attempts: attempt}
-		}
-		if ctx.Err() != nil {
-			return result{outcome: Requeued, err: err, attempts: attempt}
-		}
-		permanent := events.IsPermanent(err)
-		if permanent || (attempt >= p.cfg.MaxAttempts && !outlastsMaxAttempts(err)) {
-			p.reportFailure(ctx, j.ev, st, err)
-			p.observer.Handled(Failed, p.now().Sub(start))
-			return result{outcome: Failed, err: err, attempts: attempt}
-		}
-		delay := retry.Delay(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, attempt)
-		log.WarnContext(ctx, "transient failure, retrying", "attempt", attempt, "max_attempts", p.cfg.MaxAttempts, "retry_in", delay, "err", err)
-		p.observer.Retried()
-		if retry.Sleep(ctx, delay) != nil {
-			return result{outcome: Requeued, err: err, attempts: attempt}
-		}
-		attempt++
+	if j.start.IsZero() {
+		j.start = p.now()
 	}
+	const done = -1
+	outcome, st, err := p.reconcile(ctx, j.ev, j.msg)
+	if err == nil {
+		p.observer.Handled(outcome, p.now().Sub(j.start))
+		return result{outcome: outcome, attempts: j.attempt}, done
+	}
+	if ctx.Err() != nil {
+		return result{outcome: Requeued, err: err, attempts: j.attempt}, done
+	}
+	if events.IsPermanent(err) || (j.attempt >= p.cfg.MaxAttempts && !outlastsMaxAttempts(err)) {
+		p.reportFailure(ctx, j.ev, st, err)
+		p.observer.Handled(Failed, p.now().Sub(j.start))
+		return result{outcome: Failed, err: err, attempts: j.attempt}, done
+	}
+	delay := retry.Delay(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, j.attempt)
+	log.WarnContext(ctx, "transient failure, retrying", "attempt", j.attempt, "max_attempts", p.cfg.MaxAttempts, "retry_in", delay, "err", err)
+	p.observer.Retried()
+	return result{outcome: Requeued, err: err, attempts: j.attempt}, delay
 }
 
 // settle is the one place that decides ack, requeue or dead-letter.

@@ -544,3 +544,55 @@ func allWorks(t *testing.T, h *harness) []workv1.ManifestWork {
 	}
 	return l.Items
 }
+
+// An event still waiting for the agent at the drain deadline goes back to
+// the source without a report: what it saw by then (Unknown conditions) is
+// not the state, and the replica that takes it over reports the real one.
+// An event that finishes inside the drain is reported and acknowledged.
+func TestDrainDeadlineRequeuesWithoutAReport(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		agentDelay time.Duration
+		settlement string
+		reports    int
+	}{
+		{"agent reports after the deadline", 10 * time.Second, "requeue", 0},
+		{"agent reports inside the drain", 300 * time.Millisecond, "ack", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{adapterType: "namespace",
+				backend: embedded.Options{AgentDelay: tc.agentDelay},
+				cfg:     func(c *Config) { c.DrainTimeout = 2 * time.Second; c.StatusTimeout = 30 * time.Second }})
+			src := recording.NewSource([]*events.Message{snapshotMsg(t, "e1", "c1", 1)})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- h.p.Run(ctx, src) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for len(allWorks(t, h)) == 0 { // applied: now waiting for the agent
+				if time.Now().After(deadline) {
+					t.Fatal("the work was never applied")
+				}
+				time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after the drain deadline")
+			}
+			if o := src.Outcomes(); len(o) != 1 || o[0].Settlement != tc.settlement {
+				t.Fatalf("outcomes %+v, want %s", o, tc.settlement)
+			}
+			reps := h.sink.reports(t)
+			if len(reps) != tc.reports {
+				t.Fatalf("%d status events, want %d: %+v", len(reps), tc.reports, reps)
+			}
+			if tc.reports == 1 && conditions(reps[0].Report)["Available"] != "True" {
+				t.Fatalf("report inside the drain: %+v", reps[0].Report)
+			}
+		})
+	}
+}

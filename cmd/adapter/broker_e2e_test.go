@@ -163,7 +163,8 @@ func (r *brokerRig) collect(body []byte) {
 
 func (r *brokerRig) env(extra ...string) []string {
 	return append([]string{
-		"ADAPTER_TYPE=namespace", "SOURCE=broker", "BROKER_TYPE=rabbitmq",
+		// The simulated agent: these tests are about the broker side.
+		"ADAPTER_TYPE=namespace", "DELIVERY=embedded", "SOURCE=broker", "BROKER_TYPE=rabbitmq",
 		"BROKER_RABBITMQ_URL=" + rabbitURL, "BROKER_RABBITMQ_EXCHANGE_TYPE=topic",
 		"HYPERFLEET_BROKER_TOPIC=" + r.topic, "HYPERFLEET_BROKER_SUBSCRIPTION_ID=" + r.sub,
 		"BROKER_STATUS_TOPIC=" + r.statusTopic, "API_DIR=" + r.apiDir,

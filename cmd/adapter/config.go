@@ -20,7 +20,7 @@ type Config struct {
 	AdapterName string `envconfig:"ADAPTER_NAME" desc:"adapter name in work names and status reports (default: the type)"`
 
 	// Delivery.
-	Delivery           string        `envconfig:"DELIVERY" default:"embedded" desc:"where works go: embedded (in-process Maestro stand-in, the local default), maestro (a Maestro server over gRPC, see MAESTRO_*) or job (a Kubernetes Job running maestro-cli per apply or delete, see JOB_* and MAESTRO_*)"`
+	Delivery           string        `envconfig:"DELIVERY" desc:"where works go: maestro (a Maestro server over gRPC, see MAESTRO_*), job (a Kubernetes Job running maestro-cli per apply or delete, see JOB_* and MAESTRO_*) or embedded (in-process Maestro stand-in with a simulated agent); adapter run requires it, replay defaults to embedded"`
 	EmbeddedAgentDelay time.Duration `envconfig:"EMBEDDED_AGENT_DELAY" default:"0s" desc:"embedded backend: how long the simulated agent waits before reporting status"`
 	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>); replicas of one adapter share it, different adapters must not"`
 
@@ -115,7 +115,7 @@ func loadConfig() (Config, error) {
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdapterType, "adapter", c.AdapterType, "adapter type (env ADAPTER_TYPE)")
 	fs.StringVar(&c.AdapterName, "adapter-name", c.AdapterName, "adapter name (env ADAPTER_NAME, default the type)")
-	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: embedded = in-process Maestro stand-in, the local default; maestro = a Maestro server, see MAESTRO_*; job = a Kubernetes Job running maestro-cli, see JOB_* (env DELIVERY)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: maestro = a Maestro server, see MAESTRO_*; job = a Kubernetes Job running maestro-cli, see JOB_*; embedded = in-process Maestro stand-in with a simulated agent (replay's default; run requires a choice) (env DELIVERY)")
 	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
 	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT; replay default -)")
@@ -138,9 +138,9 @@ func (c *Config) Validate() error {
 		c.AdapterName = c.AdapterType
 	}
 	switch c.Delivery {
-	case "embedded", "maestro", "job":
+	case "", "embedded", "maestro", "job": // unset: each command decides (run refuses, replay takes embedded)
 	default:
-		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want embedded, maestro or job", c.Delivery)
+		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want %s", c.Delivery, deliveryChoices)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -152,6 +152,19 @@ func (c *Config) Validate() error {
 	}
 	if c.SourceID == "" {
 		c.SourceID = "hyperfleet-adapter-" + c.AdapterName
+	}
+	return nil
+}
+
+// deliveryChoices names DELIVERY's values for error messages.
+const deliveryChoices = "maestro (a Maestro server), job (a Kubernetes Job running maestro-cli per change) or embedded (the in-process stand-in with a simulated agent, for tests)"
+
+// validateRun checks what only adapter run requires. A forgotten DELIVERY
+// must not fall back to the simulated agent: the adapter would acknowledge
+// real events and report the simulation's Applied/Available as real.
+func (c *Config) validateRun() error {
+	if c.Delivery == "" {
+		return fmt.Errorf("DELIVERY (--delivery): not set; adapter run needs a delivery backend chosen: %s", deliveryChoices)
 	}
 	return nil
 }

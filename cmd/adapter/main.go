@@ -3,17 +3,22 @@
 // them through Maestro and reports status back.
 //
 //	adapter replay [flags] PATH...   replay recorded events (embedded delivery by default)
-//	adapter run [flags]              consume events from the configured source until SIGTERM
+//	adapter run [flags]              consume events from the configured source until SIGTERM (DELIVERY required)
 //	adapter record [flags]           write the broker's events (and resource snapshots) as a recording
 //	adapter config                   print the effective configuration
 //	adapter version                  print the version
 //
-// The path of one event: replay/run build a pipeline (wire.go) and call
-// pipeline.Run, which receives, decodes, reads the resource, dispatches to
-// the handler, delivers, awaits status, reports and settles.
+// The path of one event: replay/run check their configuration and build a
+// pipeline (wire.go), start it with what it depends on as parts of one
+// lifecycle.Group (run.go), and pipeline.Run receives, decodes, reads the
+// resource, dispatches to the handler, delivers, awaits status, reports and
+// settles.
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,25 +79,54 @@ commands:
   config                  print the effective configuration (secrets redacted)
   version                 print the version
 
-Delivery defaults to "embedded": an in-process stand-in for Maestro with a simulated
-agent, so replays need no servers. Every flag has an environment variable; see
-'adapter replay -h' and the README.
+replay's delivery defaults to "embedded": an in-process stand-in for Maestro with a
+simulated agent, so replays need no servers. run has no default: DELIVERY (--delivery)
+must say maestro, job or embedded. Every flag has an environment variable; see
+'adapter COMMAND -h' and the README.
 
-exit codes: 0 every event handled; 1 some event failed (one line each on stderr);
-2 bad flags or configuration.
+exit codes: 0 every event handled (run: stopped by SIGTERM and drained); 1 some event
+failed (one line each on stderr), or run stopped on an error or could not connect;
+2 bad flags or configuration (found before any connection is opened).
 `)
 }
 
-func configCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "adapter:", err)
-		return exitUsage
+// setup reads the environment and then the command's flags, which
+// override it. extra registers flags of the command's own. When ok is
+// false the command ends with code: 0 after -h/--help (usage on stdout), 2
+// for a bad flag or environment.
+func setup(name, synopsis string, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (cfg Config, fs *flag.FlagSet, code int, ok bool) {
+	cfg, envErr := loadConfig()
+	fs = flag.NewFlagSet("adapter "+name, flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.Usage = func() {
+		fmt.Fprintf(&out, "usage: adapter %s\n\nflags (each overrides the environment variable it names; the README lists every setting):\n", synopsis)
+		fs.PrintDefaults()
 	}
-	fs := newFlagSet("config", stderr)
 	cfg.bindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if extra != nil {
+		extra(fs)
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = out.WriteTo(stdout)
+		return cfg, fs, exitOK, false
+	case err != nil:
+		_, _ = out.WriteTo(stderr)
+		return cfg, fs, exitUsage, false
+	case envErr != nil:
+		fmt.Fprintln(stderr, "adapter "+name+":", envErr)
+		return cfg, fs, exitUsage, false
+	}
+	fs.SetOutput(stderr)
+	return cfg, fs, exitOK, true
+}
+
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	cfg, _, code, ok := setup("config", "config [flags]", args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "adapter:", err)

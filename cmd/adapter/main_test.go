@@ -85,3 +85,57 @@ func TestConfigCommandMasksPasswords(t *testing.T) {
 		t.Fatalf("config output: %s", stdout.String())
 	}
 }
+
+// -h and --help print the usage on stdout and exit 0 on every command, even
+// with a bad environment (help must work to fix it).
+func TestHelpExitsZero(t *testing.T) {
+	t.Setenv("CONCURRENCY", "not-a-number")
+	for _, args := range [][]string{
+		{"-h"}, {"--help"}, {"help"},
+		{"replay", "-h"}, {"replay", "--help"}, {"run", "-h"}, {"run", "--help"},
+		{"record", "-h"}, {"record", "--help"}, {"config", "-h"}, {"config", "--help"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := runMain(args, &stdout, &stderr)
+		if code != exitOK || !strings.Contains(stdout.String(), "usage: adapter") || stderr.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runMain([]string{"run", "--delivery", "maestro"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "CONCURRENCY") {
+		t.Errorf("run with a bad CONCURRENCY: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// Errors about the handler's settings name the environment variable and
+// flag, not the handlers package's field.
+func TestHandlerErrorsNameTheVariable(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--adapter", "nope", "x.json"}, `ADAPTER_TYPE (--adapter): "nope" is not an adapter type`},
+		{[]string{"replay", "--adapter", "template", "x.json"}, "TEMPLATE_DIR (--template-dir): is required"},
+		{[]string{"replay", "--adapter", "namespace", "--naming", "sideways", "x.json"}, "NAMING (--naming):"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := runMain(tc.args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "handlers config") {
+			t.Errorf("%v: exit %d, stderr %q, want it to name %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+// adapter run has no default delivery: unset, it exits 2 naming DELIVERY
+// and its values, before reading anything else.
+func TestRunRequiresDelivery(t *testing.T) {
+	t.Setenv("ADAPTER_TYPE", "namespace")
+	t.Setenv("DELIVERY", "")
+	var stdout, stderr bytes.Buffer
+	code := runMain([]string{"run"}, &stdout, &stderr)
+	for _, want := range []string{"DELIVERY (--delivery): not set", "maestro", "job", "embedded"} {
+		if code != exitUsage || !strings.Contains(stderr.String(), want) {
+			t.Fatalf("exit %d, stderr %q, want exit 2 naming %q", code, stderr.String(), want)
+		}
+	}
+}

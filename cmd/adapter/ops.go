@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readiness answers /readyz: ready while every check passes and shutdown
-// has not started. Checks are named so a 503 says what is wrong.
+// readiness answers /readyz: ready once the process has started every
+// part, while every check passes and until shutdown starts. Checks are
+// named so a 503 says what is wrong.
 type readiness struct {
 	mu       sync.Mutex
 	checks   map[string]func(context.Context) error
+	started  atomic.Bool
 	shutdown atomic.Bool
 }
 
@@ -39,6 +41,10 @@ func (r *readiness) add(name string, check func(context.Context) error) {
 func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if r.shutdown.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if !r.started.Load() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
@@ -62,52 +68,43 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// startOps serves /healthz and /readyz on healthAddr, /metrics on
-// metricsAddr (their own port, so metrics scraping never shares a listener
-// with probes) and, when pprofAddr is set, /debug/pprof/ on a third port.
-// Empty addresses disable them. It returns a stop function.
-func startOps(healthAddr, metricsAddr, pprofAddr string, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (func(), error) {
-	var servers []*http.Server
-	serve := func(addr string, h http.Handler) error {
+// opsServers are the operations endpoints: /healthz and /readyz on
+// HEALTH_ADDR, /metrics on METRICS_ADDR (their own port, so metrics
+// scraping never shares a listener with probes) and, when set,
+// /debug/pprof/ on PPROF_ADDR. listenOps binds them all before anything
+// connects anywhere, so a busy port fails the start, not a running adapter.
+type opsServers struct {
+	log     *slog.Logger
+	servers []*http.Server
+	lns     []net.Listener
+}
+
+// listenOps binds the listeners; empty addresses disable them. Errors
+// name the variable.
+func listenOps(healthAddr, metricsAddr, pprofAddr string, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (*opsServers, error) {
+	o := &opsServers{log: log}
+	listen := func(env, addr string, h http.Handler) error {
+		if addr == "" {
+			return nil
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", env, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		servers = append(servers, srv)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("ops server stopped", "addr", addr, "err", err)
-			}
-		}()
-		log.Info("serving", "addr", ln.Addr().String())
+		o.lns = append(o.lns, ln)
+		o.servers = append(o.servers, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second})
 		return nil
 	}
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, s := range servers {
-			_ = s.Shutdown(ctx)
-		}
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	health.Handle("/readyz", ready)
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	err := listen("HEALTH_ADDR", healthAddr, health)
+	if err == nil {
+		err = listen("METRICS_ADDR", metricsAddr, metrics)
 	}
-	if healthAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		mux.Handle("/readyz", ready)
-		if err := serve(healthAddr, mux); err != nil {
-			stop()
-			return nil, fmt.Errorf("HEALTH_ADDR: %w", err)
-		}
-	}
-	if metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		if err := serve(metricsAddr, mux); err != nil {
-			stop()
-			return nil, fmt.Errorf("METRICS_ADDR: %w", err)
-		}
-	}
-	if pprofAddr != "" {
+	if err == nil && pprofAddr != "" {
 		// Off unless asked for: profiles expose internals and a CPU profile
 		// costs while it runs. The handlers go on a mux of their own; the
 		// import's side effect on http.DefaultServeMux is never served.
@@ -120,12 +117,43 @@ func startOps(healthAddr, metricsAddr, pprofAddr string, reg *prometheus.Registr
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		if err := serve(pprofAddr, mux); err != nil {
-			stop()
-			return nil, fmt.Errorf("PPROF_ADDR: %w", err)
-		}
+		err = listen("PPROF_ADDR", pprofAddr, mux)
 	}
-	return stop, nil
+	if err != nil {
+		_ = o.Close()
+		return nil, err
+	}
+	return o, nil
+}
+
+// Run serves until ctx ends, then shuts the servers down (in-flight
+// requests get 5 s).
+func (o *opsServers) Run(ctx context.Context) error {
+	for i, srv := range o.servers {
+		ln := o.lns[i]
+		o.log.Info("serving", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				o.log.Error("ops server stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range o.servers {
+		_ = srv.Shutdown(sctx)
+	}
+	return nil
+}
+
+// Close releases the listeners (those never served; a served one is
+// closed by Shutdown already).
+func (o *opsServers) Close() error {
+	for _, ln := range o.lns {
+		_ = ln.Close()
+	}
+	return nil
 }
 
 func newRegistry() *prometheus.Registry {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,18 +21,15 @@ import (
 // `adapter replay` reads. A message is acknowledged once its line is
 // written and synced.
 func recordCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "adapter:", err)
-		return exitUsage
-	}
-	fs := newFlagSet("record", stderr)
-	cfg.bindFlags(fs)
-	out := fs.String("out", "-", "recording file to append to, - for stdout")
-	subscription := fs.String("subscription-id", os.Getenv("RECORD_SUBSCRIPTION_ID"), "subscription id of the recorder (env RECORD_SUBSCRIPTION_ID; default <adapter subscription>-recorder)")
-	maxEvents := fs.Int("max", 0, "stop after this many events (0: until SIGTERM)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	var out, subscription *string
+	var maxEvents *int
+	cfg, _, code, ok := setup("record", "record [flags]", args, stdout, stderr, func(fs *flag.FlagSet) {
+		out = fs.String("out", "-", "recording file to append to, - for stdout")
+		subscription = fs.String("subscription-id", os.Getenv("RECORD_SUBSCRIPTION_ID"), "subscription id of the recorder (env RECORD_SUBSCRIPTION_ID; default <adapter subscription>-recorder)")
+		maxEvents = fs.Int("max", 0, "stop after this many events (0: until SIGTERM)")
+	})
+	if !ok {
+		return code
 	}
 	if cfg.AdapterType == "" {
 		cfg.AdapterType = "record" // Validate wants one; the recorder builds nothing
@@ -57,12 +55,29 @@ func recordCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	ends, err := openSource(ctx, cfg, sub, false, log)
+	sp, err := planSource(cfg, sub)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter record:", err)
 		return exitUsage
 	}
-	defer ends.Close()
+	var source events.Source
+	if sp.broker != nil {
+		brk, err := connectBroker(ctx, *sp.broker, log)
+		if err != nil {
+			fmt.Fprintln(stderr, "adapter record:", err)
+			return exitFailed
+		}
+		defer brk.Close()
+		bs, err := brk.source(ctx, cfg.Concurrency, 0)
+		if err != nil {
+			fmt.Fprintln(stderr, "adapter record:", err)
+			return exitFailed
+		}
+		defer bs.Close()
+		source = bs
+	} else {
+		source = recording.NewSource(sp.recordings)
+	}
 	var reader hyperfleet.ResourceReader
 	if cfg.APIURL != "" || cfg.APIDir != "" {
 		if reader, err = resourceReader(cfg, log); err != nil {
@@ -81,7 +96,7 @@ func recordCmd(args []string, stdout, stderr io.Writer) int {
 
 	n := 0
 	for *maxEvents == 0 || n < *maxEvents {
-		msg, err := ends.source.Receive(ctx)
+		msg, err := source.Receive(ctx)
 		if errors.Is(err, io.EOF) || ctx.Err() != nil {
 			break
 		}

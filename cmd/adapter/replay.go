@@ -9,6 +9,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
+	"github.com/openshift-hyperfleet/maestro-adapter/lifecycle"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
 
@@ -16,30 +17,31 @@ import (
 // event is handled in order (no coalescing), so each yields its own status
 // event. Exit 1 when any event failed, with one line per failure.
 func replayCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig()
-	if err != nil {
-		fmt.Fprintln(stderr, "adapter:", err)
-		return exitUsage
-	}
-	fs := newFlagSet("replay", stderr)
-	cfg.bindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: adapter replay [flags] PATH...")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	cfg, fs, code, ok := setup("replay", "replay [flags] PATH...", args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "adapter replay: no PATH given")
+		fs.SetOutput(stderr)
 		fs.Usage()
 		return exitUsage
+	}
+	if cfg.Delivery == "" {
+		cfg.Delivery = "embedded" // replays need no servers
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
 	}
 	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "adapter replay:", err)
+		return exitUsage
+	}
+	pcfg := pipelineConfig(cfg)
+	pcfg.Coalesce = false
+	pl, err := preparePipeline(cfg, pcfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
@@ -57,20 +59,17 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitUsage
 	}
-	defer closeOut()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-
-	pcfg := pipelineConfig(cfg)
-	pcfg.Coalesce = false
-	a, err := wire(ctx, cfg, pcfg, events.NewJSONLSink(out), nil, log)
+	g := lifecycle.New(log)
+	defer g.Shutdown()
+	g.Start(lifecycle.Part{Name: "status output", Close: closeOut})
+	p, _, err := startPipeline(ctx, g, pl, events.NewJSONLSink(out), nil, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
-		return exitUsage
+		return exitFailed
 	}
-	defer a.Close()
-
 	src := recording.NewSource(msgs)
 	failed := 0
 	src.OnSettle = func(o recording.Outcome) {
@@ -79,11 +78,12 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "FAILED %s: %s\n", o.TransportID, o.Reason)
 		}
 	}
-	if err := a.pipeline.Run(ctx, src); err != nil {
+	g.Start(lifecycle.Part{Name: "pipeline", Run: func(ctx context.Context) error { return p.Run(ctx, src) }})
+	if err := g.Wait(ctx); err != nil {
 		fmt.Fprintln(stderr, "adapter replay:", err)
 		return exitFailed
 	}
-	stats := a.pipeline.Stats()
+	stats := p.Stats()
 	fmt.Fprintf(stderr, "replay: %s\n", stats)
 	if failed > 0 || stats.Counts()[pipeline.Requeued] > 0 {
 		return exitFailed

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	gpubsub "cloud.google.com/go/pubsub/v2"
 
@@ -17,14 +17,43 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 )
 
-// endpoints is what run and record get from the configured transport: the
-// event source, the status publisher (nil when the broker config names no
-// status topic), readiness checks and what to close.
-type endpoints struct {
-	source    events.Source
-	publisher events.StatusSink
-	ready     map[string]func(context.Context) error
-	closers   []func() error
+// sourcePlan is SOURCE checked without opening a connection: the
+// recordings read (file), or the broker's configuration read and validated
+// (broker).
+type sourcePlan struct {
+	recordings []*events.Message    // SOURCE=file
+	broker     *brokerconfig.Config // SOURCE=broker
+}
+
+// planSource reads what SOURCE names. subscriptionID, when set, overrides
+// the broker config's (adapter record subscribes with its own, so it steals
+// nothing from the adapters).
+func planSource(cfg Config, subscriptionID string) (*sourcePlan, error) {
+	switch cfg.Source {
+	case "file":
+		if len(cfg.SourcePath) == 0 {
+			return nil, fmt.Errorf("SOURCE_PATH: not set (the file source needs recordings to read)")
+		}
+		msgs, err := recording.Load(cfg.SourcePath...)
+		if err != nil {
+			return nil, fmt.Errorf("SOURCE_PATH: %w", err)
+		}
+		return &sourcePlan{recordings: msgs}, nil
+	case "broker":
+	default:
+		return nil, fmt.Errorf("SOURCE: %q is not an event source, want broker or file", cfg.Source)
+	}
+	bc, err := brokerconfig.Load()
+	if err != nil {
+		return nil, err
+	}
+	if subscriptionID != "" {
+		bc.SubscriptionID = subscriptionID
+	}
+	if err := bc.Validate(); err != nil {
+		return nil, err
+	}
+	return &sourcePlan{broker: &bc}, nil
 }
 
 // brokerSource and brokerPublisher are what both brokers' sources and
@@ -40,102 +69,90 @@ type brokerPublisher interface {
 	Close() error
 }
 
-func (e *endpoints) Close() error {
-	var errs []error
-	for i := len(e.closers) - 1; i >= 0; i-- {
-		errs = append(errs, e.closers[i]())
-	}
-	return errors.Join(errs...)
+// broker opens sources and publishers on the configured broker. For
+// Pub/Sub it holds the client both share; RabbitMQ's source and publisher
+// each hold their own connection.
+type broker struct {
+	bc     brokerconfig.Config
+	pubsub *gpubsub.Client
+	log    *slog.Logger
 }
 
-// openSource builds the source named by SOURCE. subscriptionID, when set,
-// overrides the broker config's (adapter record subscribes with its own, so
-// it steals nothing from the adapters).
-func openSource(ctx context.Context, cfg Config, subscriptionID string, withPublisher bool, log *slog.Logger) (*endpoints, error) {
-	e := &endpoints{ready: map[string]func(context.Context) error{}}
-	fail := func(err error) (*endpoints, error) {
-		_ = e.Close()
-		return nil, err
-	}
-	switch cfg.Source {
-	case "file":
-		if len(cfg.SourcePath) == 0 {
-			return nil, fmt.Errorf("SOURCE_PATH: not set (the file source needs recordings to read)")
-		}
-		msgs, err := recording.Load(cfg.SourcePath...)
-		if err != nil {
-			return nil, err
-		}
-		src := recording.NewSource(msgs)
-		e.source = src
-		e.closers = append(e.closers, src.Close)
-		return e, nil
-	case "broker":
-	default:
-		return nil, fmt.Errorf("SOURCE: %q is not an event source, want broker or file", cfg.Source)
-	}
-
-	bc, err := brokerconfig.Load()
-	if err != nil {
-		return nil, err
-	}
-	if subscriptionID != "" {
-		bc.SubscriptionID = subscriptionID
-	}
-	if err := bc.Validate(); err != nil {
-		return nil, err
-	}
-	log.Info("broker", "config", bc)
-	// Each broker gives a source and, on demand, a status publisher; what
-	// is done with them is the same for both.
-	var src brokerSource
-	var newPublisher func() (brokerPublisher, error)
-	switch bc.Type {
-	case brokerconfig.TypeRabbitMQ:
-		scfg := rabbitmq.SourceConfigFrom(bc, cfg.Concurrency)
-		scfg.Logger = log
-		s, err := rabbitmq.NewSource(ctx, scfg)
-		if err != nil {
-			return fail(err)
-		}
-		src = s
-		newPublisher = func() (brokerPublisher, error) {
-			pcfg := rabbitmq.PublisherConfigFrom(bc)
-			pcfg.Logger = log
-			return rabbitmq.NewPublisher(ctx, pcfg)
-		}
-	case brokerconfig.TypeGooglePubSub:
+func connectBroker(ctx context.Context, bc brokerconfig.Config, log *slog.Logger) (*broker, error) {
+	b := &broker{bc: bc, log: log}
+	if bc.Type == brokerconfig.TypeGooglePubSub {
 		// PUBSUB_EMULATOR_HOST, when set, points the client at an emulator.
 		client, err := gpubsub.NewClient(ctx, bc.GooglePubSub.ProjectID)
 		if err != nil {
-			return fail(fmt.Errorf("pubsub client for project %q: %w", bc.GooglePubSub.ProjectID, err))
+			return nil, fmt.Errorf("pubsub client for project %q: %w", bc.GooglePubSub.ProjectID, err)
 		}
-		e.closers = append(e.closers, client.Close)
-		scfg := pubsub.SourceConfigFrom(bc, client, cfg.Concurrency)
-		scfg.Logger = log
+		b.pubsub = client
+	}
+	return b, nil
+}
+
+// Close closes what the sources and publishers share; close them first.
+func (b *broker) Close() error {
+	if b.pubsub != nil {
+		return b.pubsub.Close()
+	}
+	return nil
+}
+
+// source subscribes and starts consuming. Messages handed out stay
+// settleable for grace after the source is closed (the drain).
+func (b *broker) source(ctx context.Context, concurrency int, grace time.Duration) (brokerSource, error) {
+	switch b.bc.Type {
+	case brokerconfig.TypeGooglePubSub:
+		scfg := pubsub.SourceConfigFrom(b.bc, b.pubsub, concurrency)
+		scfg.Logger = b.log
+		scfg.ShutdownGrace = max(scfg.ShutdownGrace, grace)
 		s, err := pubsub.NewSource(ctx, scfg)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		src = s
-		newPublisher = func() (brokerPublisher, error) {
-			pcfg := pubsub.PublisherConfigFrom(bc, client)
-			pcfg.Logger = log
-			return pubsub.NewPublisher(ctx, pcfg)
-		}
-	}
-	e.source = src
-	e.closers = append(e.closers, src.Close)
-	e.ready["broker"] = func(context.Context) error { return src.Ready() }
-	if withPublisher && bc.StatusTopic != "" {
-		pub, err := newPublisher()
+		return s, nil
+	default:
+		scfg := rabbitmq.SourceConfigFrom(b.bc, concurrency)
+		scfg.Logger = b.log
+		scfg.ShutdownGrace = max(scfg.ShutdownGrace, grace)
+		s, err := rabbitmq.NewSource(ctx, scfg)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		e.publisher = pub
-		e.closers = append(e.closers, pub.Close)
+		return s, nil
 	}
-	return e, nil
+}
+
+// publisher connects the status publisher to the broker's status topic.
+func (b *broker) publisher(ctx context.Context) (brokerPublisher, error) {
+	switch b.bc.Type {
+	case brokerconfig.TypeGooglePubSub:
+		pcfg := pubsub.PublisherConfigFrom(b.bc, b.pubsub)
+		pcfg.Logger = b.log
+		p, err := pubsub.NewPublisher(ctx, pcfg)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	default:
+		pcfg := rabbitmq.PublisherConfigFrom(b.bc)
+		pcfg.Logger = b.log
+		p, err := rabbitmq.NewPublisher(ctx, pcfg)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+// checkSinks refuses, before any connection, a run whose status reports
+// would go nowhere: it would ack events it never reported.
+func checkSinks(cfg Config, sp *sourcePlan) error {
+	if (sp.broker != nil && sp.broker.StatusTopic != "") || (cfg.APIURL != "" && cfg.StatusToAPI) || cfg.StatusOut != "" {
+		return nil
+	}
+	return fmt.Errorf("status events go nowhere: set a broker status topic (BROKER_STATUS_TOPIC), HYPERFLEET_API_URL, or STATUS_OUT")
 }
 
 // statusSinks picks where status events go in run mode: the broker's status
@@ -166,7 +183,7 @@ func statusSinks(cfg Config, publisher events.StatusSink, stdout io.Writer, log 
 	}
 	switch len(sinks) {
 	case 0:
-		return nil, nil, fmt.Errorf("status events go nowhere: set a broker status topic (BROKER_STATUS_TOPIC), HYPERFLEET_API_URL, or STATUS_OUT")
+		return nil, nil, checkSinks(cfg, &sourcePlan{})
 	case 1:
 		return sinks[0], closeAll, nil
 	default:

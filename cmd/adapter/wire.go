@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 
 	"github.com/lmittmann/tint"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
@@ -19,18 +20,13 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/lifecycle"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 )
-
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("adapter "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
 
 func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
@@ -58,37 +54,40 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// app is the wired pipeline with what must be closed after it.
-type app struct {
-	pipeline *pipeline.Pipeline
-	closers  []func() error
-	// ready holds readiness checks of the delivery backend.
-	ready map[string]func(context.Context) error
+// plan is what a pipeline is made of that can be checked without opening
+// any connection: the handler (templates parsed), the resource reader, the
+// delivery's settings. replay and run make it first, so that a bad setting
+// fails before a broker or Maestro connection is opened.
+type plan struct {
+	cfg       Config
+	pcfg      pipeline.Config
+	decoder   *events.Decoder
+	handler   handlers.Handler
+	resources hyperfleet.ResourceReader
+	// remote holds the maestro delivery's options, job the job delivery's
+	// (with the Kubernetes client configuration it was checked with).
+	remote remote.Options
+	job    *jobPlan
 }
 
-func (a *app) Close() error {
-	var errs []error
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		errs = append(errs, a.closers[i]())
-	}
-	return errors.Join(errs...)
+type jobPlan struct {
+	kube *rest.Config
+	opts jobs.Options
 }
 
-// wire builds the pipeline: one of each seam, constructed once per process.
-func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.StatusSink, obs pipeline.Observer, log *slog.Logger) (*app, error) {
-	a := &app{ready: map[string]func(context.Context) error{}}
-	fail := func(err error) (*app, error) {
-		_ = a.Close()
+// preparePipeline checks every setting of the pipeline and builds what
+// needs no connection. Errors name the environment variable (and flag).
+func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan, error) {
+	if err := pcfg.Validate(); err != nil {
 		return nil, err
 	}
-
 	consumer, err := handlers.ParseConsumerRule(cfg.Consumer)
 	if err != nil {
-		return fail(fmt.Errorf("CONSUMER_RULE (--consumer): %w", err))
+		return nil, fmt.Errorf("CONSUMER_RULE (--consumer): %w", err)
 	}
 	values, err := templateValues(cfg.TemplateValues)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	handler, err := handlers.New(handlers.Config{
 		Type:            cfg.AdapterType,
@@ -103,25 +102,16 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		IngressReplicas: cfg.IngressReplicas,
 	})
 	if err != nil {
-		return fail(err)
+		return nil, nameHandlerSettings(err)
 	}
-
 	resources, err := resourceReader(cfg, log)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-
-	var delivery maestro.Delivery
+	pl := &plan{cfg: cfg, pcfg: pcfg, decoder: events.NewDecoder(cfg.EventKinds...), handler: handler, resources: resources}
 	switch cfg.Delivery {
-	case "embedded":
-		backend, err := embedded.New(embedded.Options{SourceID: cfg.SourceID, AgentDelay: cfg.EmbeddedAgentDelay, Logger: log})
-		if err != nil {
-			return fail(err)
-		}
-		a.closers = append(a.closers, func() error { backend.Close(); return nil })
-		delivery = backend
 	case "maestro":
-		backend, err := remote.New(ctx, remote.Options{
+		pl.remote = remote.Options{
 			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
 			CAFile: cfg.MaestroCAFile, ClientCertFile: cfg.MaestroClientCertFile, ClientKeyFile: cfg.MaestroClientKeyFile,
 			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure,
@@ -130,38 +120,91 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 			ConsumerWait:      cfg.ConsumerWait,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
 			Logger:            log,
-		})
-		if err != nil {
-			return fail(fmt.Errorf("DELIVERY=maestro: %w", err))
 		}
-		a.closers = append(a.closers, backend.Close)
-		a.ready["maestro"] = backend.Ready
+		if err := pl.remote.Validate(); err != nil {
+			return nil, fmt.Errorf("DELIVERY=maestro: %w", err)
+		}
+	case "job":
+		jp, err := planJobDelivery(cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("DELIVERY=job: %w", err)
+		}
+		pl.job = jp
+	}
+	return pl, nil
+}
+
+// handlerSettings maps the handlers package's names of its settings to the
+// environment variables (and flags) they come from.
+var handlerSettings = map[string]string{
+	"Type": "ADAPTER_TYPE (--adapter)", "Name": "ADAPTER_NAME (--adapter-name)", "Naming": "NAMING (--naming)",
+	"Consumer": "CONSUMER_RULE (--consumer)", "Namespace": "LANDING_ZONE_NAMESPACE",
+	"TemplateDir": "TEMPLATE_DIR (--template-dir)", "Kinds": "TEMPLATE_KINDS", "Values": "TEMPLATE_VALUES_FILE",
+	"PullSecretFile": "PULL_SECRET_FILE", "IngressReplicas": "INGRESS_REPLICAS",
+	// Settings the untrusted-templates work adds to handlers.Config.
+	"AllowedKinds": "TEMPLATE_ALLOWED_KINDS", "TemplateTimeout": "TEMPLATE_TIMEOUT",
+	"MaxManifestBytes": "MAX_MANIFEST_BYTES", "MaxManifests": "MAX_MANIFESTS",
+}
+
+var handlerSettingRE = regexp.MustCompile(`handlers config (\w+)`)
+
+// nameHandlerSettings rewrites "handlers config Type" in the handlers
+// package's errors into "ADAPTER_TYPE (--adapter)": an operator sets
+// variables, not struct fields.
+func nameHandlerSettings(err error) error {
+	msg := handlerSettingRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		if name, ok := handlerSettings[handlerSettingRE.FindStringSubmatch(m)[1]]; ok {
+			return name
+		}
+		return m
+	})
+	return errors.New(msg)
+}
+
+// startPipeline connects the delivery and starts it and its status tracker
+// as parts of g, then builds the pipeline on them. It returns the
+// delivery's readiness check (nil for the embedded backend). A part
+// started before an error is stopped by g's shutdown.
+func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink events.StatusSink, obs pipeline.Observer, log *slog.Logger) (*pipeline.Pipeline, func(context.Context) error, error) {
+	cfg := pl.cfg
+	var delivery maestro.Delivery
+	var ready func(context.Context) error
+	switch cfg.Delivery {
+	case "embedded":
+		backend, err := embedded.New(embedded.Options{SourceID: cfg.SourceID, AgentDelay: cfg.EmbeddedAgentDelay, Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		g.Start(lifecycle.Part{Name: "delivery (embedded)", Close: backend.Close})
+		delivery = backend
+	case "maestro":
+		backend, err := remote.New(ctx, pl.remote)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DELIVERY=maestro: %w", err)
+		}
+		g.Start(lifecycle.Part{Name: "delivery (maestro)", Close: backend.Close})
+		ready = backend.Ready
 		delivery = backend
 	case "job":
-		backend, err := jobDelivery(ctx, cfg, obs, log)
+		backend, err := pl.job.connect(ctx, obs)
 		if err != nil {
-			return fail(fmt.Errorf("DELIVERY=job: %w", err))
+			return nil, nil, fmt.Errorf("DELIVERY=job: %w", err)
 		}
-		a.closers = append(a.closers, func() error { backend.Close(); return nil })
-		a.ready["kubernetes"] = backend.Ready
+		g.Start(lifecycle.Part{Name: "delivery (job)", Close: func() error { backend.Close(); return nil }})
+		ready = backend.Ready
 		delivery = backend
+	default:
+		return nil, nil, fmt.Errorf("DELIVERY (--delivery): not set")
 	}
-
 	if calls, ok := obs.(maestro.CallObserver); ok {
 		delivery = maestro.Instrument(delivery, calls)
 	}
 	tracker := maestro.NewTracker(delivery, log)
-	trackCtx, stopTracking := context.WithCancel(ctx)
-	trackDone := make(chan struct{})
-	go func() { defer close(trackDone); _ = tracker.Run(trackCtx) }()
-	// Closers run last-first: the tracker stops before the delivery closes
-	// under it.
-	a.closers = append(a.closers, func() error { stopTracking(); <-trackDone; return nil })
-
-	p, err := pipeline.New(pcfg, pipeline.Deps{
-		Decoder:   events.NewDecoder(cfg.EventKinds...),
-		Resources: resources,
-		Handler:   handler,
+	g.Start(lifecycle.Part{Name: "status tracker", Run: tracker.Run})
+	p, err := pipeline.New(pl.pcfg, pipeline.Deps{
+		Decoder:   pl.decoder,
+		Resources: pl.resources,
+		Handler:   pl.handler,
 		Delivery:  delivery,
 		Tracker:   tracker,
 		Sink:      sink,
@@ -169,15 +212,15 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		Observer:  obs,
 	})
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
-	a.pipeline = p
-	return a, nil
+	return p, ready, nil
 }
 
-// jobDelivery connects to Kubernetes (KUBECONFIG, or in-cluster) and
-// builds the Job delivery in JOB_NAMESPACE, by default the adapter's own.
-func jobDelivery(ctx context.Context, cfg Config, obs pipeline.Observer, log *slog.Logger) (*jobs.Delivery, error) {
+// planJobDelivery reads the Kubernetes client configuration (KUBECONFIG, or
+// in-cluster; no connection yet) and checks the job delivery's options in
+// JOB_NAMESPACE, by default the adapter's own.
+func planJobDelivery(cfg Config, log *slog.Logger) (*jobPlan, error) {
 	kcfg, namespace, err := jobs.ClientConfig()
 	if err != nil {
 		return nil, err
@@ -185,13 +228,7 @@ func jobDelivery(ctx context.Context, cfg Config, obs pipeline.Observer, log *sl
 	if cfg.JobNamespace != "" {
 		namespace = cfg.JobNamespace
 	}
-	cs, err := kubernetes.NewForConfig(kcfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	// Kubernetes call metrics, when the pipeline's metrics take them.
-	kube, _ := obs.(jobs.Observer)
-	return jobs.New(ctx, cs, jobs.Options{
+	opts := jobs.Options{
 		Namespace: namespace, Image: cfg.JobImage, ServiceAccount: cfg.JobServiceAccount,
 		CPURequest: cfg.JobCPURequest, CPULimit: cfg.JobCPULimit,
 		MemoryRequest: cfg.JobMemoryRequest, MemoryLimit: cfg.JobMemoryLimit,
@@ -203,8 +240,25 @@ func jobDelivery(ctx context.Context, cfg Config, obs pipeline.Observer, log *sl
 			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
 		},
-		Logger: log, Observer: kube,
-	})
+		Logger: log,
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &jobPlan{kube: kcfg, opts: opts}, nil
+}
+
+// connect builds the job delivery: its informers start and it checks its
+// permissions with the API server.
+func (jp *jobPlan) connect(ctx context.Context, obs pipeline.Observer) (*jobs.Delivery, error) {
+	cs, err := kubernetes.NewForConfig(jp.kube)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	opts := jp.opts
+	// Kubernetes call metrics, when the pipeline's metrics take them.
+	opts.Observer, _ = obs.(jobs.Observer)
+	return jobs.New(ctx, cs, opts)
 }
 
 func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, error) {
