@@ -74,10 +74,26 @@ type Agents struct {
 // kubetest.Require).
 func Start(t testing.TB, consumers ...string) *Agents {
 	t.Helper()
+	return StartOn(t, Server{Env: maestrotest.Require(t)}, consumers...)
+}
+
+// Server is a Maestro server run by deploy/local/maestro.sh.
+type Server struct {
+	// Env holds its endpoints; Env.Ctl is the script (maestro.sh).
+	Env maestrotest.Env
+	// Settings are the script's settings that its endpoints do not say,
+	// as NAME=value (e.g. MAESTRO_STATE_DIR of a server of the test's own).
+	// The environment's are used otherwise.
+	Settings []string
+}
+
+// StartOn is Start for a given server, e.g. a private one a test restarts.
+func StartOn(t testing.TB, server Server, consumers ...string) *Agents {
+	t.Helper()
 	if len(consumers) == 0 {
 		t.Fatal("agenttest.Start: no consumers given")
 	}
-	env := maestrotest.Require(t)
+	env := server.Env
 	kube := kubetest.Require(t)
 	if env.Ctl == "" {
 		msg := fmt.Sprintf("%s is unset, so the agent script is unknown; "+
@@ -97,7 +113,7 @@ func Start(t testing.TB, consumers ...string) *Agents {
 		Consumers: append([]string(nil), consumers...),
 		LogFiles:  map[string]string{},
 		ctl:       env.Ctl,
-		environ:   append(os.Environ(), vars...),
+		environ:   append(append(os.Environ(), vars...), server.Settings...),
 	}
 	// Registered before the start, so that agents a failed start left
 	// running are stopped too.
