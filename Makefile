@@ -31,7 +31,12 @@ run: build ## Replay the recorded events of every built-in adapter type on the e
 services: ## Start PostgreSQL and RabbitMQ when they are not running.
 	deploy/local/services.sh ensure
 
-test: services ## All tests, against real RabbitMQ, PostgreSQL, a local Maestro server and kube-apiserver.
+# The builds: the maestro binary (migration, server and the real agent) and
+# kube-apiserver + kube-controller-manager, each cached by a hash of its
+# sources. kube.sh start runs the controller manager with the API server;
+# tests start real agents for their own consumers (maestro/agenttest), and
+# maestro.sh stop also stops any agent a crashed test left behind.
+test: services ## All tests, against real RabbitMQ, PostgreSQL, a local Maestro server (with real agents per test) and kube-apiserver + kube-controller-manager.
 	deploy/local/maestro.sh build
 	deploy/local/kube/kube.sh build
 	@set -e; trap 'deploy/local/maestro.sh stop; deploy/local/kube/kube.sh stop' EXIT; \

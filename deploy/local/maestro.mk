@@ -4,7 +4,10 @@
 #   make maestro-start      build if needed, start PostgreSQL + Maestro, wait until healthy
 #   make maestro-stop       stop the server
 #   make maestro-restart    restart it keeping the database
-#   make maestro-build      only build (cached) the server binary
+#   make maestro-build      only build (cached) the maestro binary (server and agent)
+#
+# Real agents (against deploy/local/kube's kube-apiserver) are started per
+# consumer with `deploy/local/maestro.sh agent start NAME...`.
 #
 # Then: eval "$(deploy/local/maestro.sh env)" && go test ./...
 # Ports, cache and state directories: MAESTRO_* environment variables, see maestro.sh.

@@ -146,9 +146,8 @@ func (e Env) Restart(ctx context.Context) error {
 
 // SetReconnectDelay makes every cloudevents client in the process (source
 // clients and simulated agents alike) wait a fixed d before reconnecting to a
-// restarted Maestro. The OCM SDK's default is a backoff starting at 5-10 s and
-// growing 5x per attempt, and its state is one process-wide sequence shared by
-// all clients: after a restart the second client to notice waits 25-50 s.
+// restarted Maestro, instead of the 5-10 s a real agent waits (see init in
+// reconnect.go), for tests that restart Maestro and should not wait that long.
 // Call it from TestMain before any client starts (it writes an SDK package
 // variable that running clients read).
 func SetReconnectDelay(d time.Duration) {

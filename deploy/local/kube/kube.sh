@@ -1,41 +1,53 @@
 #!/usr/bin/env bash
-# Runs a real Kubernetes API server (kube-apiserver + etcd, no controllers, no
-# kubelet) on this machine for tests: the Job delivery path creates Jobs
-# against it, and deployment manifests are checked with server-side dry runs.
-# Nothing reconciles: Jobs never get pods, and a deleted namespace stays
-# Terminating (there is no namespace controller), so tests stand in for the pod
-# and the status writer, and use fresh namespace names.
+# Runs a real Kubernetes control plane (etcd, kube-apiserver and a
+# kube-controller-manager with the namespace and garbage-collector controllers;
+# no scheduler, no kubelet) on this machine for tests: the Job delivery path
+# creates Jobs against it, Maestro's real agent (deploy/local/maestro.sh agent)
+# applies works to it, and deployment manifests are checked with server-side
+# dry runs. Deleting a namespace really finishes (the namespace controller
+# empties it, the garbage collector removes what owner references tie to a
+# deleted owner). Nothing else reconciles: Jobs never get pods, so tests stand
+# in for the pod and the status writer.
 #
-#   kube.sh build    build (or reuse) kube-apiserver from the Go module proxy,
-#                    install etcd from Debian's packages when missing; prints
-#                    the kube-apiserver path
+#   kube.sh build    build (or reuse) kube-apiserver and kube-controller-manager
+#                    from the Go module proxy, install etcd from Debian's
+#                    packages when missing; prints the two binaries' paths
 #   kube.sh start    generate certificates and keys (once per state dir), start
-#                    etcd on an empty data dir and kube-apiserver, wait for
-#                    /readyz, write a kubeconfig. Does nothing when running.
-#   kube.sh stop     stop kube-apiserver, then etcd (SIGTERM, SIGKILL after a deadline)
-#   kube.sh env      print `export KUBECONFIG=...` for tests
-#   kube.sh status   say what runs and whether the API server is ready
+#                    etcd on an empty data dir, kube-apiserver (wait for
+#                    /readyz) and kube-controller-manager (wait for /healthz),
+#                    write a kubeconfig. Does nothing when running.
+#   kube.sh stop     stop kube-controller-manager, kube-apiserver, then etcd
+#                    (SIGTERM, SIGKILL after a deadline)
+#   kube.sh env      print `export KUBECONFIG=...` (and this stack's KUBE_*
+#                    settings) for tests
+#   kube.sh status   say what runs and whether it is ready
+#   kube.sh crd FILE...       server-side apply CustomResourceDefinitions (YAML,
+#                             one per file) and wait until they are Established
+#   kube.sh namespace NAME... create namespaces that do not exist yet
 #
 # The admin user of the kubeconfig authenticates with a client certificate
 # (CN=hyperfleet-admin, O=system:masters). Authorization is RBAC, so RBAC
 # manifests mean something: impersonate another user (rest.Config.Impersonate,
 # `kubectl --as`) to test what a service account may do.
+# kube-controller-manager uses the same admin credentials (its controllers do
+# not use per-controller service accounts).
 #
 # Settings (environment):
 #   KUBE_CACHE_DIR       binary cache (default $HOME/.cache/hyperfleet-maestro-adapter)
 #   KUBE_STATE_DIR       certs, keys, etcd data, logs, pid files, kubeconfig
 #                        (default /tmp/hyperfleet-kube)
-#   KUBE_APISERVER_PORT 16443, KUBE_ETCD_CLIENT_PORT 12379, KUBE_ETCD_PEER_PORT 12380
+#   KUBE_APISERVER_PORT 16443, KUBE_ETCD_CLIENT_PORT 12379, KUBE_ETCD_PEER_PORT 12380,
+#   KUBE_CONTROLLER_MANAGER_PORT 16257 (its /healthz, HTTPS)
 #   KUBE_START_TIMEOUT 90 (s), KUBE_STOP_TIMEOUT 15 (s)
 #   KUBE_ETCD            etcd binary (default: etcd on PATH, else installed with apt-get)
-#   KUBE_BUILD_NICE 10   nice level of the kube-apiserver build: it is long and
-#                        the machine's cores are shared; idle cores still get used
-#   KUBE_LOG_LEVEL 1     kube-apiserver -v
+#   KUBE_BUILD_NICE 10   nice level of the build: it is long and the machine's
+#                        cores are shared; idle cores still get used
+#   KUBE_LOG_LEVEL 1     kube-apiserver and kube-controller-manager -v
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOOLS_MODULE="$SCRIPT_DIR/tools"
-APISERVER_PKG=k8s.io/kubernetes/cmd/kube-apiserver
+BUILD_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
 
 CACHE_DIR=${KUBE_CACHE_DIR:-$HOME/.cache/hyperfleet-maestro-adapter}
 STATE_DIR=${KUBE_STATE_DIR:-/tmp/hyperfleet-kube}
@@ -43,6 +55,7 @@ HOST=127.0.0.1
 APISERVER_PORT=${KUBE_APISERVER_PORT:-16443}
 ETCD_CLIENT_PORT=${KUBE_ETCD_CLIENT_PORT:-12379}
 ETCD_PEER_PORT=${KUBE_ETCD_PEER_PORT:-12380}
+KCM_PORT=${KUBE_CONTROLLER_MANAGER_PORT:-16257}
 START_TIMEOUT=${KUBE_START_TIMEOUT:-90}
 STOP_TIMEOUT=${KUBE_STOP_TIMEOUT:-15}
 BUILD_NICE=${KUBE_BUILD_NICE:-10}
@@ -60,6 +73,14 @@ APISERVER_LOG="$STATE_DIR/kube-apiserver.log"
 APISERVER_LINK="$STATE_DIR/kube-apiserver"
 PKI="$STATE_DIR/pki"
 KUBECONFIG_FILE="$STATE_DIR/kubeconfig"
+KCM_PID="$STATE_DIR/kube-controller-manager.pid"
+KCM_LOG="$STATE_DIR/kube-controller-manager.log"
+KCM_LINK="$STATE_DIR/kube-controller-manager"
+KCM_CERT_DIR="$STATE_DIR/kube-controller-manager-certs"
+# The controllers that make deletion finish: the namespace controller empties
+# and finalizes a deleted namespace; the garbage collector deletes dependents
+# of deleted owners (e.g. what an AppliedManifestWork owns, a Job's pods).
+KCM_CONTROLLERS=namespace,garbagecollector
 
 log() { printf 'kube.sh: %s\n' "$*" >&2; }
 die() {
@@ -77,7 +98,7 @@ since_ms() {
 
 validate_settings() {
 	local p
-	for p in "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$START_TIMEOUT" "$STOP_TIMEOUT" "$LOG_LEVEL"; do
+	for p in "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" "$START_TIMEOUT" "$STOP_TIMEOUT" "$LOG_LEVEL"; do
 		[[ $p =~ ^[0-9]+$ ]] || die "invalid number '$p' in a KUBE_* port, timeout or log level setting"
 	done
 	[[ $BUILD_NICE =~ ^-?[0-9]+$ ]] || die "invalid KUBE_BUILD_NICE '$BUILD_NICE'"
@@ -112,51 +133,59 @@ ldflags() {
 	echo "$out"
 }
 
-# source_hash covers everything that determines the binary: toolchain, build
+# source_hash covers everything that determines the binaries: toolchain, build
 # flags, and the tools module's go.mod/go.sum (the module has no sources).
 source_hash() {
 	local v
 	v=$(kubernetes_version)
 	{
 		go version
-		echo "CGO_ENABLED=0 -trimpath GOOS=$(go env GOOS) GOARCH=$(go env GOARCH) $APISERVER_PKG"
+		echo "CGO_ENABLED=0 -trimpath GOOS=$(go env GOOS) GOARCH=$(go env GOARCH) ${BUILD_PKGS[*]}"
 		ldflags "$v"
 		(cd "$TOOLS_MODULE" && sha256sum go.mod go.sum)
 	} | sha256sum | cut -c1-16
 }
 
-build_apiserver() {
+# cached_bin NAME prints the cache path of binary NAME (kube-apiserver,
+# kube-controller-manager) for the current sources.
+cached_bin() {
+	echo "$CACHE_DIR/$1-$(kubernetes_version)-$(source_hash)"
+}
+
+# build_binaries builds kube-apiserver and kube-controller-manager when either
+# is missing from the cache. One `go build` of both packages compiles what
+# they share (most of k8s.io/kubernetes/pkg) once.
+build_binaries() {
 	command -v go >/dev/null || die "go is not on PATH"
 	mkdir -p "$CACHE_DIR"
-	local hash bin version
+	local version api kcm
 	version=$(kubernetes_version)
-	hash=$(source_hash)
-	bin="$CACHE_DIR/kube-apiserver-$version-$hash"
-	if [[ -x $bin ]]; then
-		echo "$bin"
-		return 0
-	fi
+	api=$(cached_bin kube-apiserver)
+	kcm=$(cached_bin kube-controller-manager)
+	[[ -x $api && -x $kcm ]] && return 0
 	# Serialise concurrent builds (parallel make jobs or test runners): one
 	# builds, the others wait and reuse the result.
 	exec 9>"$CACHE_DIR/kube-build.lock"
 	flock 9
-	if [[ ! -x $bin ]]; then
-		log "building kube-apiserver $version ($hash) into $CACHE_DIR; the first build takes about 10 minutes"
+	if [[ ! -x $api || ! -x $kcm ]]; then
+		log "building kube-apiserver and kube-controller-manager $version into $CACHE_DIR; the first build takes 10-15 minutes"
 		local start tmp
 		start=$(now)
-		tmp="$bin.tmp.$$"
+		tmp=$(mktemp -d "$CACHE_DIR/kube-build.tmp.XXXXXX")
 		# GOWORK=off: a go.work elsewhere must not pull the product module into
 		# this build. -mod=readonly: go.sum is complete; never rewrite it here.
+		# -o DIR/ with several packages writes one binary per package.
 		if ! (cd "$TOOLS_MODULE" && GOWORK=off CGO_ENABLED=0 nice -n "$BUILD_NICE" \
-			go build -mod=readonly -trimpath -ldflags "$(ldflags "$version")" -o "$tmp" "$APISERVER_PKG"); then
-			rm -f "$tmp"
-			die "go build of $APISERVER_PKG failed"
+			go build -mod=readonly -trimpath -ldflags "$(ldflags "$version")" -o "$tmp/" "${BUILD_PKGS[@]}"); then
+			rm -rf "$tmp"
+			die "go build of ${BUILD_PKGS[*]} failed"
 		fi
-		mv -f "$tmp" "$bin"
-		log "built kube-apiserver in $(($(now) - start))s"
+		mv -f "$tmp/kube-apiserver" "$api"
+		mv -f "$tmp/kube-controller-manager" "$kcm"
+		rmdir "$tmp"
+		log "built kube-apiserver and kube-controller-manager in $(($(now) - start))s"
 	fi
 	exec 9>&-
-	echo "$bin"
 }
 
 # etcd_bin prints the etcd binary, installing Debian's etcd-server when there
@@ -191,7 +220,9 @@ etcd_bin() {
 cmd_build() {
 	validate_settings
 	etcd_bin >/dev/null
-	build_apiserver
+	build_binaries
+	cached_bin kube-apiserver
+	cached_bin kube-controller-manager
 }
 
 # ---------------------------------------------------------------------------
@@ -317,6 +348,13 @@ apiserver_ready() {
 		"https://$HOST:$APISERVER_PORT/readyz" 2>/dev/null
 }
 
+# kcm_healthy asks kube-controller-manager's /healthz, which it serves without
+# authentication (--authorization-always-allow-paths' default) over HTTPS with
+# a self-signed certificate (hence -k; it listens on loopback only).
+kcm_healthy() {
+	[[ $(curl -fsSk --max-time 2 "https://$HOST:$KCM_PORT/healthz" 2>/dev/null) == ok ]]
+}
+
 # show_logs NAME prints what explains a failed start of NAME: the end of its
 # log (the store's too, briefly, when the API server failed) and the checks
 # /readyz still fails.
@@ -330,6 +368,8 @@ show_logs() {
 			log "kube-apiserver /readyz?verbose, failing checks:"
 			grep -v '^\[+\]' <<<"$out" >&2 || true
 		fi
+	elif [[ $name == kube-controller-manager ]]; then
+		tail_log "$KCM_LOG" 40
 	else
 		tail_log "$ETCD_LOG" 30
 	fi
@@ -399,6 +439,11 @@ start_apiserver() {
 	# whose service account does not exist, and the controller that creates
 	# each namespace's `default` account does not run here (envtest makes the
 	# same choice). The other default plugins need no controller.
+	# --requestheader-*: published in kube-system/extension-apiserver-
+	# authentication, where servers that delegate authentication to this one
+	# (Maestro's agent) look for them and log an error every few seconds when
+	# missing. No proxy has a certificate with the allowed name, so no request
+	# is authenticated by header.
 	setsid "$APISERVER_LINK" \
 		--etcd-servers="http://$HOST:$ETCD_CLIENT_PORT" \
 		--bind-address="$HOST" \
@@ -413,6 +458,11 @@ start_apiserver() {
 		--service-account-signing-key-file="$PKI/sa.key" \
 		--service-cluster-ip-range="$SERVICE_CIDR" \
 		--authorization-mode=RBAC \
+		--requestheader-client-ca-file="$PKI/ca.crt" \
+		--requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User \
+		--requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
 		--endpoint-reconciler-type=none \
 		--disable-admission-plugins=ServiceAccount \
 		--allow-privileged=true \
@@ -422,6 +472,40 @@ start_apiserver() {
 	local pid=$!
 	echo "$pid" >"$APISERVER_PID"
 	wait_for kube-apiserver "$pid" "$deadline" apiserver_ready
+}
+
+start_controller_manager() {
+	local bin=$1 deadline=$2
+	ln -sfn "$bin" "$KCM_LINK"
+	mkdir -p "$KCM_CERT_DIR"
+	log "starting kube-controller-manager $(basename "$bin") with controllers $KCM_CONTROLLERS (log: $KCM_LOG)"
+	# The admin kubeconfig (system:masters) for everything: the controllers
+	# act with it (no per-controller service accounts, whose tokens would need
+	# the token controller), and it delegates authentication/authorization of
+	# its own HTTPS endpoint to the API server with it. No leader election:
+	# one instance per API server, and no lease left behind to wait out after
+	# a restart. --authentication-skip-lookup with --client-ca-file: the API
+	# server runs without a front proxy, so the request-header CA its
+	# extension-apiserver-authentication configmap would name is missing, and
+	# the lookup logs an error every few seconds.
+	setsid "$KCM_LINK" \
+		--kubeconfig="$KUBECONFIG_FILE" \
+		--authentication-kubeconfig="$KUBECONFIG_FILE" \
+		--authentication-skip-lookup \
+		--client-ca-file="$PKI/ca.crt" \
+		--authorization-kubeconfig="$KUBECONFIG_FILE" \
+		--controllers="$KCM_CONTROLLERS" \
+		--leader-elect=false \
+		--use-service-account-credentials=false \
+		--bind-address="$HOST" \
+		--secure-port="$KCM_PORT" \
+		--cert-dir="$KCM_CERT_DIR" \
+		--profiling=false \
+		-v="$LOG_LEVEL" \
+		</dev/null >"$KCM_LOG" 2>&1 8>&- &
+	local pid=$!
+	echo "$pid" >"$KCM_PID"
+	wait_for kube-controller-manager "$pid" "$deadline" kcm_healthy
 }
 
 cmd_start() {
@@ -434,21 +518,38 @@ cmd_start() {
 	local start deadline etcd_pid api_pid
 	start=$(now)
 	deadline=$((start + START_TIMEOUT))
+	local kcm_pid
 	if api_pid=$(running_pid "$APISERVER_PID" kube-apiserver) && etcd_pid=$(running_pid "$ETCD_PID" etcd); then
 		wait_for kube-apiserver "$api_pid" "$deadline" apiserver_ready
 		write_kubeconfig
-		log "already running (kube-apiserver pid $api_pid, etcd pid $etcd_pid) and ready"
+		if kcm_pid=$(running_pid "$KCM_PID" kube-controller-manager); then
+			wait_for kube-controller-manager "$kcm_pid" "$deadline" kcm_healthy
+		else
+			# Only the controller manager is missing (it died, or an older
+			# kube.sh started this plane): add it, keeping the store.
+			port_in_use "$KCM_PORT" &&
+				die "port $HOST:$KCM_PORT is in use by a process that is not ours; stop it or set KUBE_CONTROLLER_MANAGER_PORT"
+			build_binaries
+			deadline=$(($(now) + START_TIMEOUT))
+			trap 'stop_one "$KCM_PID" kube-controller-manager' EXIT
+			start_controller_manager "$(cached_bin kube-controller-manager)" "$deadline"
+			trap - EXIT
+			kcm_pid=$(<"$KCM_PID")
+		fi
+		log "already running (kube-apiserver pid $api_pid, etcd pid $etcd_pid, kube-controller-manager pid $kcm_pid) and ready"
 		return 0
 	fi
-	# Half a control plane (one of the two died): start over cleanly.
+	# Half a control plane (etcd or the API server died): start over cleanly.
 	stop_all
 	local p
-	for p in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT"; do
+	for p in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT"; do
 		port_in_use "$p" &&
-			die "port $HOST:$p is in use by a process that is not ours (state dir $STATE_DIR); stop it or set KUBE_APISERVER_PORT / KUBE_ETCD_CLIENT_PORT / KUBE_ETCD_PEER_PORT"
+			die "port $HOST:$p is in use by a process that is not ours (state dir $STATE_DIR); stop it or set KUBE_APISERVER_PORT / KUBE_ETCD_CLIENT_PORT / KUBE_ETCD_PEER_PORT / KUBE_CONTROLLER_MANAGER_PORT"
 	done
-	local bin etcd
-	bin=$(build_apiserver)
+	local bin kcm etcd
+	build_binaries
+	bin=$(cached_bin kube-apiserver)
+	kcm=$(cached_bin kube-controller-manager)
 	etcd=$(etcd_bin)
 	# The build may have taken minutes: the deadline is for starting.
 	start=$(now)
@@ -457,14 +558,17 @@ cmd_start() {
 	start_ms=$(now_ms)
 	gen_pki
 	# Logs are per start: a failure shows only this attempt's lines.
-	rm -f "$ETCD_LOG" "$APISERVER_LOG" "$KUBECONFIG_FILE"
+	rm -f "$ETCD_LOG" "$APISERVER_LOG" "$KCM_LOG" "$KUBECONFIG_FILE"
 	# A failed start leaves nothing running (the logs stay for a look).
 	trap stop_all EXIT
 	start_etcd "$etcd" "$deadline"
 	start_apiserver "$bin" "$deadline"
-	trap - EXIT
+	# The controller manager reads the kubeconfig.
 	write_kubeconfig
-	log "kube-apiserver ready on https://$HOST:$APISERVER_PORT after $(since_ms "$start_ms"); KUBECONFIG=$KUBECONFIG_FILE"
+	log "kube-apiserver ready on https://$HOST:$APISERVER_PORT after $(since_ms "$start_ms")"
+	start_controller_manager "$kcm" "$deadline"
+	trap - EXIT
+	log "control plane ready after $(since_ms "$start_ms"); KUBECONFIG=$KUBECONFIG_FILE"
 }
 
 # stop_one PIDFILE NAME: SIGTERM, then SIGKILL after the deadline.
@@ -479,8 +583,9 @@ stop_one() {
 	rm -f "$file"
 }
 
-# stop_all stops the API server before its store.
+# stop_all stops the API server's clients first, then it, then its store.
 stop_all() {
+	stop_one "$KCM_PID" kube-controller-manager
 	stop_one "$APISERVER_PID" kube-apiserver
 	stop_one "$ETCD_PID" etcd
 }
@@ -500,6 +605,10 @@ cmd_stop() {
 cmd_env() {
 	validate_settings
 	printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
+	# The settings too, so that kube.sh (or maestro.sh agent) run by a test
+	# acts on this control plane and not on the defaults' one.
+	printf 'export KUBE_STATE_DIR=%q KUBE_APISERVER_PORT=%q KUBE_ETCD_CLIENT_PORT=%q KUBE_ETCD_PEER_PORT=%q KUBE_CONTROLLER_MANAGER_PORT=%q\n' \
+		"$STATE_DIR" "$APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$KCM_PORT"
 }
 
 cmd_status() {
@@ -527,7 +636,96 @@ cmd_status() {
 		log "kube-apiserver not running"
 		rc=1
 	fi
+	if pid=$(running_pid "$KCM_PID" kube-controller-manager); then
+		if kcm_healthy; then
+			log "kube-controller-manager running (pid $pid), healthy, controllers $KCM_CONTROLLERS"
+		else
+			log "kube-controller-manager running (pid $pid), NOT healthy"
+			rc=1
+		fi
+	else
+		log "kube-controller-manager not running"
+		rc=1
+	fi
 	return "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# objects: CRDs and namespaces, through the API with curl (no kubectl needed)
+
+# kube_api METHOD PATH CURL-ARGS...: a request as the admin user; prints the
+# body, then a line with the HTTP status code. The user agent is not curl's,
+# for which the API server would pretty-print its JSON.
+kube_api() {
+	local method=$1 path=$2
+	shift 2
+	curl -sS --max-time 20 -A kube.sh -w '\n%{http_code}' -X "$method" \
+		--cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+		"$@" "https://$HOST:$APISERVER_PORT$path"
+}
+
+require_apiserver() {
+	running_pid "$APISERVER_PID" kube-apiserver >/dev/null && apiserver_ready ||
+		die "kube-apiserver is not running or not ready (state dir $STATE_DIR); run kube.sh start"
+}
+
+# crd_name FILE prints metadata.name of the one CustomResourceDefinition in
+# FILE (YAML); it refuses anything else.
+crd_name() {
+	local file=$1
+	[[ -r $file ]] || die "cannot read $file"
+	grep -q '^kind: CustomResourceDefinition *$' "$file" || die "$file is not a CustomResourceDefinition"
+	# A `---` after the first content line starts a second document.
+	awk '/^[^#-]/ { content = 1 } /^---/ && content { more = 1 } END { exit more }' "$file" ||
+		die "$file holds more than one document; give one CRD per file"
+	awk '/^metadata:/ { m = 1; next } m && /^[^ #]/ { m = 0 } m && /^  name:/ { print $2; exit }' "$file"
+}
+
+cmd_crd() {
+	(($# > 0)) || die "usage: kube.sh crd FILE..."
+	validate_settings
+	require_apiserver
+	local file name resp code deadline
+	local -a names=()
+	for file in "$@"; do
+		name=$(crd_name "$file")
+		[[ $name =~ ^[a-z0-9.-]+$ ]] || die "no valid metadata.name in $file (got '$name')"
+		# Server-side apply: creates or updates, idempotent.
+		resp=$(kube_api PATCH "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$name?fieldManager=kube.sh&force=true" \
+			-H 'Content-Type: application/apply-patch+yaml' --data-binary "@$file") ||
+			die "applying CRD $name: request failed"
+		code=${resp##*$'\n'}
+		[[ $code == 200 || $code == 201 ]] || die "applying CRD $name from $file: HTTP $code: ${resp%$'\n'*}"
+		names+=("$name")
+	done
+	deadline=$(($(now) + START_TIMEOUT))
+	for name in "${names[@]}"; do
+		until kube_api GET "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$name" 2>/dev/null |
+			tr -d ' \n' | grep -q '"type":"Established","status":"True"'; do
+			(($(now) < deadline)) || die "CRD $name not Established within ${START_TIMEOUT}s"
+			sleep 0.2
+		done
+		log "CRD $name established"
+	done
+}
+
+cmd_namespace() {
+	(($# > 0)) || die "usage: kube.sh namespace NAME..."
+	validate_settings
+	require_apiserver
+	local name resp code
+	for name in "$@"; do
+		[[ $name =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "invalid namespace name '$name' (want an RFC 1123 label)"
+		resp=$(kube_api POST /api/v1/namespaces -H 'Content-Type: application/json' \
+			--data-binary "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$name\"}}") ||
+			die "creating namespace $name: request failed"
+		code=${resp##*$'\n'}
+		case $code in
+		201) log "namespace $name created" ;;
+		409) ;; # already exists
+		*) die "creating namespace $name: HTTP $code: ${resp%$'\n'*}" ;;
+		esac
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -539,14 +737,23 @@ usage() {
 }
 
 main() {
-	(($# == 1)) || usage
-	case $1 in
-	build) cmd_build ;;
-	start) cmd_start ;;
-	stop) cmd_stop ;;
-	env) cmd_env ;;
-	status) cmd_status ;;
-	*) usage ;;
+	(($# >= 1)) || usage
+	local cmd=$1
+	shift
+	case $cmd in
+	crd) cmd_crd "$@" ;;
+	namespace) cmd_namespace "$@" ;;
+	*)
+		(($# == 0)) || usage
+		case $cmd in
+		build) cmd_build ;;
+		start) cmd_start ;;
+		stop) cmd_stop ;;
+		env) cmd_env ;;
+		status) cmd_status ;;
+		*) usage ;;
+		esac
+		;;
 	esac
 }
 
