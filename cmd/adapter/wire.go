@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/lmittmann/tint"
 	"k8s.io/client-go/kubernetes"
@@ -91,16 +92,20 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		return fail(err)
 	}
 	handler, err := handlers.New(handlers.Config{
-		Type:            cfg.AdapterType,
-		Name:            cfg.AdapterName,
-		Naming:          handlers.NamingPattern(cfg.Naming),
-		Consumer:        consumer,
-		Namespace:       cfg.Namespace,
-		TemplateDir:     cfg.TemplateDir,
-		Kinds:           cfg.TemplateKinds,
-		Values:          values,
-		PullSecretFile:  cfg.PullSecretFile,
-		IngressReplicas: cfg.IngressReplicas,
+		Type:             cfg.AdapterType,
+		Name:             cfg.AdapterName,
+		Naming:           handlers.NamingPattern(cfg.Naming),
+		Consumer:         consumer,
+		Namespace:        cfg.Namespace,
+		TemplateDir:      cfg.TemplateDir,
+		Kinds:            cfg.TemplateKinds,
+		AllowedKinds:     cfg.TemplateAllowed,
+		TemplateTimeout:  templateTimeout(cfg),
+		MaxManifestBytes: cfg.MaxManifestBytes,
+		MaxManifests:     cfg.MaxManifests,
+		Values:           values,
+		PullSecretFile:   cfg.PullSecretFile,
+		IngressReplicas:  cfg.IngressReplicas,
 	})
 	if err != nil {
 		return fail(err)
@@ -124,7 +129,7 @@ func wire(ctx context.Context, cfg Config, pcfg pipeline.Config, sink events.Sta
 		backend, err := remote.New(ctx, remote.Options{
 			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
 			CAFile: cfg.MaestroCAFile, ClientCertFile: cfg.MaestroClientCertFile, ClientKeyFile: cfg.MaestroClientKeyFile,
-			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure,
+			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure, Insecure: cfg.MaestroPlaintext,
 			ServerHealthinessTimeout: cfg.MaestroHealthiness, DialTimeout: cfg.MaestroDialTimeout,
 			RequestTimeout: cfg.MaestroRequestTimeout, UnavailableTimeout: cfg.MaestroUnavailableTimeout,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
@@ -199,7 +204,7 @@ func jobDelivery(ctx context.Context, cfg Config, obs pipeline.Observer, log *sl
 		StatusReporterImage: cfg.JobStatusReporterImage, DeleteWait: cfg.JobDeleteWait,
 		Maestro: jobs.MaestroOptions{
 			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
-			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure,
+			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure, Insecure: cfg.MaestroPlaintext,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
 		},
 		Logger: log, Observer: kube,
@@ -210,7 +215,7 @@ func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, er
 	switch {
 	case cfg.APIURL != "":
 		return hyperfleet.NewClient(hyperfleet.ClientConfig{
-			BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Timeout: cfg.APITimeout,
+			BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure, Timeout: cfg.APITimeout,
 			MaxAttempts: cfg.APIMaxAttempts, Logger: log,
 		})
 	case cfg.APIDir != "":
@@ -256,6 +261,15 @@ func openStatusOut(path string, stdout io.Writer) (io.Writer, func() error, erro
 		return nil, nil, fmt.Errorf("STATUS_OUT (--status-out): %w", err)
 	}
 	return f, f.Close, nil
+}
+
+// templateTimeout is TEMPLATE_TIMEOUT where the template type uses it
+// (other types refuse the setting).
+func templateTimeout(cfg Config) time.Duration {
+	if cfg.AdapterType != handlers.TypeTemplate {
+		return 0
+	}
+	return cfg.TemplateTimeout
 }
 
 // templateValues reads TEMPLATE_VALUES_FILE (YAML or JSON) once.

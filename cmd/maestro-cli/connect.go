@@ -40,6 +40,7 @@ func (inv *invocation) options(grpc bool) (remote.Options, error) {
 		ClientKeyFile:      g.ClientKeyFile,
 		TokenFile:          g.TokenFile,
 		InsecureSkipVerify: g.InsecureSkipVerify,
+		Insecure:           g.Insecure,
 		DialTimeout:        g.DialTimeout,
 		UnavailableTimeout: g.UnavailableTimeout,
 		Logger:             inv.clientLog,

@@ -152,6 +152,7 @@ func (e *itEnv) options(t testing.TB, mutate func(*Options)) Options {
 			GRPCEndpoint: e.maestro.GRPCEndpoint,
 			HTTPEndpoint: e.maestro.HTTPEndpoint,
 			SourceID:     e.sourceID,
+			Insecure:     true, // the local Maestro serves plaintext
 		},
 		Logger: maestrotest.SlogLogger(t),
 	}
@@ -498,7 +499,7 @@ func TestIntegrationDeadlineOverrun(t *testing.T) {
 func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 	e := newITEnv(t, true)
 	direct, err := remote.New(testContext(t), remote.Options{GRPCEndpoint: e.maestro.GRPCEndpoint,
-		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Logger: maestrotest.SlogLogger(t)})
+		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Insecure: true, Logger: maestrotest.SlogLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
