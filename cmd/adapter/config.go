@@ -3,12 +3,14 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // Config is every setting of the adapter. Each comes from the environment
@@ -163,7 +165,8 @@ func (c *Config) Validate() error {
 
 // Redacted renders the effective configuration, one KEY=value line per
 // setting in declaration order. Settings hold file paths, never secrets
-// themselves, but URLs may carry a password: it is masked.
+// themselves, but URLs may carry a password: every value goes through the
+// one redactor.
 func (c Config) Redacted() string {
 	var b strings.Builder
 	v := reflect.ValueOf(c)
@@ -173,18 +176,18 @@ func (c Config) Redacted() string {
 		if f, ok := v.Field(i).Interface().([]string); ok {
 			val = strings.Join(f, ",")
 		}
-		fmt.Fprintf(&b, "%s=%s\n", key, maskURLPassword(val))
+		fmt.Fprintf(&b, "%s=%s\n", key, redact.Text(val))
 	}
 	return b.String()
 }
 
-func maskURLPassword(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+// brokerSettings renders the effective broker configuration (broker.yaml
+// and BROKER_* as events/brokerconfig reads them), one broker.key=value
+// line each, with the URL's password masked.
+func brokerSettings(bc brokerconfig.Config) string {
+	var b strings.Builder
+	for _, a := range bc.LogValue().Group() {
+		fmt.Fprintf(&b, "broker.%s=%s\n", a.Key, redact.Text(a.Value.String()))
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
+	return b.String()
 }
