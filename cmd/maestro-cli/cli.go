@@ -479,6 +479,7 @@ type cmdOpts struct {
 	All          bool
 	Condition    string
 	Status       string
+	ShowSecrets  bool
 }
 
 func (o *cmdOpts) bind(fs *flag.FlagSet, cmd *command) {
@@ -499,6 +500,8 @@ func (o *cmdOpts) bind(fs *flag.FlagSet, cmd *command) {
 			fs.StringVar(&o.Condition, "condition", cmd.conditionDefault, cmd.help(f, "condition to wait for"))
 		case "status":
 			fs.StringVar(&o.Status, "status", "", cmd.help(f, "only works in this state"))
+		case "show-secrets":
+			fs.BoolVar(&o.ShowSecrets, "show-secrets", false, cmd.help(f, "print Secret data and stringData values; by default each shows as its size"))
 		}
 	}
 }
