@@ -56,7 +56,7 @@ func randomSuffix(t testing.TB) string {
 // itEnv is one integration test's world: a namespace on the test control
 // plane, a consumer on the local Maestro with an agent (unless none is
 // wanted), and a source id of its own. The delivery runs as the adapter's
-// service account, bound to the Role of deploy/kustomize/base/role.yaml: it
+// service account, bound to the Role of deploy/kustomize/components/job-delivery/role.yaml: it
 // must manage with exactly what the deployment grants.
 type itEnv struct {
 	cs       kubernetes.Interface // the cluster's own (the node stand-in)
@@ -95,7 +95,7 @@ func newITEnv(t testing.TB, withAgent bool) *itEnv {
 // account in ns and returns a client acting as that account.
 func adapterClient(t testing.TB, cfg *rest.Config, cs kubernetes.Interface, ns string) kubernetes.Interface {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomize", "base", "role.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomize", "components", "job-delivery", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
