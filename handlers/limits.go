@@ -166,6 +166,9 @@ func (h *templateHandler) allowedKinds(configured []string) (kindSet, error) {
 			}
 			for i, obj := range objs {
 				gk := groupKindOf(obj)
+				if strings.Contains(kindEntry(gk), sampleValue) {
+					return kindSet{}, fmt.Errorf("handlers config AllowedKinds: %s takes its kind or apiVersion from a value the sample resource lacks, so it cannot be learned: set TEMPLATE_ALLOWED_KINDS", origin[i])
+				}
 				if clusterPowerKinds[gk] {
 					return kindSet{}, fmt.Errorf("handlers config AllowedKinds: %s makes a %s, which grants cluster-wide power: list it in TEMPLATE_ALLOWED_KINDS to allow it", origin[i], kindEntry(gk))
 				}

@@ -274,6 +274,12 @@ func (h *templateHandler) render(wc *workContext, probe bool) ([]object, []strin
 		for i, doc := range splitDocuments(out.buf.Bytes()) {
 			from := fmt.Sprintf("template %s (document %d, rendered line %d)", file, i+1, doc.line)
 			obj, err := st.decodeDocument(doc)
+			if err != nil && probe {
+				// The sample lacks what the document needs (a list
+				// toYaml puts at its key's indentation, say): its kind
+				// is still the template's own text.
+				obj, err = st.kindFromText(doc, err)
+			}
 			if err != nil {
 				return nil, nil, events.Permanent(fmt.Errorf("adapter %s: template %s: %w", h.adapter, file, err))
 			}
@@ -326,6 +332,23 @@ func splitDocuments(out []byte) []document {
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+var (
+	kindLineRE       = regexp.MustCompile(`(?m)^kind:[ \t]*([A-Za-z0-9]+)[ \t]*(?:#.*)?$`)
+	apiVersionLineRE = regexp.MustCompile(`(?m)^apiVersion:[ \t]*([A-Za-z0-9./-]+)[ \t]*(?:#.*)?$`)
+)
+
+// kindFromText is the kind and apiVersion a document states in its own
+// top-level lines, for a sample render that could not be parsed; err
+// when it states none (they come from values, say).
+func (st *renderState) kindFromText(doc document, err error) (object, error) {
+	k := kindLineRE.FindSubmatch(doc.text)
+	v := apiVersionLineRE.FindSubmatch(doc.text)
+	if k == nil || v == nil || bytes.Contains(k[1], []byte(st.prefix)) || bytes.Contains(v[1], []byte(st.prefix)) {
+		return nil, err
+	}
+	return object{"apiVersion": string(v[1]), "kind": string(k[1])}, nil
+}
 
 // decodeDocument parses one rendered document as exactly one YAML
 // document, puts the values in place of their tokens and returns the
@@ -414,12 +437,27 @@ type trustedText string
 type structuredValue struct {
 	value any
 	text  string
+	// block: toYaml's, printed in block style; a non-empty list then
+	// prints as one "- " entry, so that it may stand at its key's own
+	// indentation, as YAML allows a key's list to.
+	block bool
+}
+
+// blockList reports whether x prints as a block sequence.
+func (x structuredValue) blockList() bool {
+	if !x.block || x.value == nil {
+		return false
+	}
+	rv := reflect.ValueOf(x.value)
+	return (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Len() > 0
 }
 
 // emitted is one value recorded by a render.
 type emitted struct {
 	text       string
 	structured *structuredValue
+	// seq: printed as "- token", an entry standing for the whole list.
+	seq bool
 }
 
 // renderState is one render of the files: the values its actions
@@ -528,7 +566,7 @@ func (st *renderState) expand(s string) string {
 			b.WriteString(s)
 			return b.String()
 		}
-		b.WriteString(s[:i])
+		before := s[:i]
 		rest := s[i+len(st.prefix):]
 		j := 0
 		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
@@ -537,10 +575,16 @@ func (st *renderState) expand(s string) string {
 		n, err := strconv.Atoi(rest[:j])
 		if err != nil || j >= len(rest) || rest[j] != 'z' || n >= len(st.values) {
 			// Not one of ours: keep the text.
+			b.WriteString(before)
 			b.WriteString(st.prefix)
 			s = rest
 			continue
 		}
+		if st.values[n].seq {
+			// The list's own text replaces its "- token" entry.
+			before = strings.TrimSuffix(before, "- ")
+		}
+		b.WriteString(before)
 		b.WriteString(st.values[n].text)
 		s = rest[j+1:]
 	}
@@ -581,6 +625,9 @@ func (st *renderState) plain(v any) any {
 	return v
 }
 
+// sampleValue stands for what a sample render lacks (sampleContext).
+const sampleValue = "sample-value"
+
 // errMissing is what printing a missing or null value fails with.
 var errMissing = errors.New("prints a missing or null value: a field the template reads is missing (guard it with default, with or if)")
 
@@ -589,15 +636,26 @@ func (st *renderState) output(v any) (string, error) {
 	switch x := v.(type) {
 	case nil:
 		if st.probe {
-			return st.mint(emitted{text: "probe"})
+			return st.mint(emitted{text: sampleValue})
 		}
 		return "", errMissing
 	case trustedText:
 		return string(x), nil
 	case structuredValue:
-		return st.mint(emitted{text: x.text, structured: &x})
+		return st.mintStructured(x)
 	}
 	return st.mint(emitted{text: st.str(v)})
+}
+
+// mintStructured records a toYaml or toJson value: a token, or "- token"
+// for a block list (see structuredValue.block).
+func (st *renderState) mintStructured(x structuredValue) (string, error) {
+	seq := x.blockList()
+	tok, err := st.mint(emitted{text: x.text, structured: &x, seq: seq})
+	if seq {
+		tok = "- " + tok
+	}
+	return tok, err
 }
 
 // placed is indent and nindent: the value keeps its own form, placed at
@@ -608,7 +666,7 @@ func (st *renderState) placed(prefix string, n int, v any) (any, error) {
 	case trustedText:
 		return trustedText(prefix + indent(n, string(x))), nil
 	case structuredValue:
-		tok, err := st.mint(emitted{text: x.text, structured: &x})
+		tok, err := st.mintStructured(x)
 		return trustedText(prefix + pad + tok), err
 	}
 	tok, err := st.mint(emitted{text: st.str(v)})
@@ -619,6 +677,11 @@ func (st *renderState) placed(prefix string, n int, v any) (any, error) {
 func (st *renderState) substitute(n *yaml3.Node) error {
 	if strings.Contains(n.Anchor, st.prefix) || strings.Contains(n.Tag, st.prefix) {
 		return fmt.Errorf("line %d: a value is printed into a YAML anchor or tag", n.Line)
+	}
+	if n.Kind == yaml3.SequenceNode && len(n.Content) == 1 && n.Content[0].Kind == yaml3.ScalarNode && n.Content[0].Style == 0 {
+		if i, ok := st.wholeToken(n.Content[0].Value); ok && st.values[i].seq {
+			return st.replaceNode(n, st.values[i].structured.value)
+		}
 	}
 	switch n.Kind {
 	case yaml3.DocumentNode, yaml3.SequenceNode, yaml3.MappingNode:
@@ -640,14 +703,7 @@ func (st *renderState) substituteScalar(n *yaml3.Node) error {
 	if i, ok := st.wholeToken(n.Value); ok && n.Style == 0 {
 		e := st.values[i]
 		if e.structured != nil {
-			var v yaml3.Node
-			if err := v.Encode(e.structured.value); err != nil {
-				return fmt.Errorf("line %d: %w", n.Line, err)
-			}
-			line, col := n.Line, n.Column
-			*n = v
-			n.Line, n.Column = line, col
-			return nil
+			return st.replaceNode(n, e.structured.value)
 		}
 		scalarFromText(n, e.text)
 		return nil
@@ -659,6 +715,18 @@ func (st *renderState) substituteScalar(n *yaml3.Node) error {
 	// Double quotes carry any text (the emitter's block styles do not:
 	// a leading tab breaks them).
 	n.Style = n.Style&yaml3.TaggedStyle | yaml3.DoubleQuotedStyle
+	return nil
+}
+
+// replaceNode makes n the YAML form of v.
+func (st *renderState) replaceNode(n *yaml3.Node, v any) error {
+	var enc yaml3.Node
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	line, col := n.Line, n.Column
+	*n = enc
+	n.Line, n.Column = line, col
 	return nil
 }
 
@@ -703,7 +771,7 @@ func (st *renderState) funcs() template.FuncMap {
 		"toYaml": func(v any) (structuredValue, error) {
 			v = st.plain(v)
 			b, err := yaml.Marshal(v)
-			return structuredValue{value: v, text: strings.TrimSuffix(string(b), "\n")}, err
+			return structuredValue{value: v, text: strings.TrimSuffix(string(b), "\n"), block: true}, err
 		},
 		"default": func(def, v any) any {
 			if isEmpty(st.plain(v)) {
@@ -714,7 +782,7 @@ func (st *renderState) funcs() template.FuncMap {
 		"required": func(msg string, v any) (any, error) {
 			if isEmpty(st.plain(v)) {
 				if st.probe {
-					return "probe", nil
+					return sampleValue, nil
 				}
 				return nil, errors.New(msg)
 			}

@@ -252,3 +252,59 @@ func TestTemplateTimeout(t *testing.T) {
 		t.Errorf("the render took %s, want it stopped near its 50ms timeout", took)
 	}
 }
+
+// toYaml's lists may stand at their key's indentation, as Helm charts
+// print them; maps and lists also nest deeper, and inside a block scalar
+// they are text.
+func TestTemplateToYamlLists(t *testing.T) {
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, map[string]string{
+		"cm.yaml": configMapDoc + `spec:
+  same:
+  {{- toYaml .Resource.Spec.list | nindent 2 }}
+  deeper:
+    {{- toYaml .Resource.Spec.list | nindent 4 }}
+  bare:
+{{ toYaml .Resource.Spec.list | indent 2 }}
+  empty: {{ toYaml .Resource.Spec.empty }}
+  json: {{ toJson .Resource.Spec.list }}
+data:
+  text: |
+    {{- toYaml .Resource.Spec.list | nindent 4 }}
+`})})
+	list := []any{"a: b", map[string]any{"k": "- x\n---"}}
+	objs, err := manifestObjects(t, h, clusterWithSpec(t, map[string]any{"list": list, "empty": []any{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(list)
+	spec := objs[0]["spec"].(map[string]any)
+	for _, k := range []string{"same", "deeper", "bare", "json"} {
+		if got, _ := json.Marshal(spec[k]); string(got) != string(want) {
+			t.Errorf("spec.%s = %s, want %s", k, got, want)
+		}
+	}
+	if got, _ := json.Marshal(spec["empty"]); string(got) != "[]" {
+		t.Errorf("spec.empty = %s, want []", got)
+	}
+	text := objs[0]["data"].(map[string]any)["text"].(string)
+	if !strings.HasPrefix(text, "- 'a: b'\n- k: |-\n") {
+		t.Errorf("data.text = %q, want toYaml's text of the list", text)
+	}
+}
+
+// A kind that comes from the resource cannot be learned at start.
+func TestTemplateKindFromAValueMustBeListed(t *testing.T) {
+	files := map[string]string{"a.yaml": "apiVersion: v1\nkind: {{ .Resource.Spec.kind }}\nmetadata:\n  name: x\n"}
+	_, err := handlers.New(handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, files)})
+	if err == nil || !strings.Contains(err.Error(), "set TEMPLATE_ALLOWED_KINDS") {
+		t.Fatalf("New: %v, want an error asking for TEMPLATE_ALLOWED_KINDS", err)
+	}
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, files), AllowedKinds: []string{"ConfigMap"}})
+	if _, err := h.Build(handlers.Target{Resource: clusterWithSpec(t, map[string]any{"kind": "ConfigMap"})}); err != nil {
+		t.Errorf("a listed kind: %v", err)
+	}
+	_, err = h.Build(handlers.Target{Resource: clusterWithSpec(t, map[string]any{"kind": "ClusterRoleBinding"})})
+	if err == nil || !strings.Contains(err.Error(), "kind ClusterRoleBinding is not allowed") {
+		t.Errorf("an unlisted kind from the spec: %v", err)
+	}
+}
