@@ -176,23 +176,26 @@ func (h *templateHandler) allowedKinds(configured []string) (kindSet, error) {
 			}
 		}
 	}
+	if len(learned) == 0 {
+		return kindSet{}, fmt.Errorf("handlers config AllowedKinds: not set, and the templates of %s make no object for a sample resource (one with a label and an empty spec), so no kind can be learned: set TEMPLATE_ALLOWED_KINDS", h.dir)
+	}
 	return newKindSet(learned, true), nil
 }
 
 // sampleContext is a benign resource of kind to render the templates for
-// at start.
+// at start: one label (templates often range over them) and an empty spec.
 func sampleContext(kind string, deleting bool) *workContext {
 	cluster := &hyperfleet.Resource{
 		Kind: hyperfleet.KindCluster, ID: "sample-cluster", Name: "sample-cluster",
 		Href: hyperfleet.APIPrefix + "clusters/sample-cluster", Generation: 1,
-		Labels: map[string]string{}, Spec: map[string]any{},
+		Labels: map[string]string{"sample": sampleValue}, Spec: map[string]any{},
 	}
 	r := cluster
 	if kind != hyperfleet.KindCluster {
 		owner := cluster.Ref()
 		r = &hyperfleet.Resource{
 			Kind: kind, ID: "sample", Name: "sample", Href: cluster.Href + "/sample", Generation: 1,
-			Labels: map[string]string{}, Spec: map[string]any{}, OwnerReferences: &owner,
+			Labels: map[string]string{"sample": sampleValue}, Spec: map[string]any{}, OwnerReferences: &owner,
 		}
 	}
 	if deleting {

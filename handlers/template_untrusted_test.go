@@ -308,3 +308,32 @@ func TestTemplateKindFromAValueMustBeListed(t *testing.T) {
 		t.Errorf("an unlisted kind from the spec: %v", err)
 	}
 }
+
+// Objects made per label are learned from the sample's label; a directory
+// that makes nothing for the sample must list its kinds.
+func TestTemplateLearnsFromASampleWithALabel(t *testing.T) {
+	perLabel := map[string]string{"a.yaml": `{{- range $k, $v := .Resource.Labels }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $k }}
+{{- end }}
+`}
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, perLabel)})
+	objs, err := manifestObjects(t, h, loadResource(t, "cluster-gen1"))
+	if err != nil || len(objs) != 3 {
+		t.Fatalf("%d objects, err %v; want one ConfigMap per label (3)", len(objs), err)
+	}
+	perItem := map[string]string{"a.yaml": `{{- range .Resource.Spec.items }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ . }}
+{{- end }}
+`}
+	if _, err := handlers.New(handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, perItem)}); err == nil || !strings.Contains(err.Error(), "make no object for a sample resource") {
+		t.Errorf("New: %v, want an error asking for TEMPLATE_ALLOWED_KINDS", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // ClientConfig configures the HyperFleet API client.
@@ -44,7 +45,11 @@ type ClientConfig struct {
 func (c *ClientConfig) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", c.BaseURL)
+		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", redact.URL(c.BaseURL))
+	}
+	if u.User != nil {
+		// Go would send them as basic auth, over http in clear.
+		return fmt.Errorf("HYPERFLEET_API_URL: must not carry credentials (%s); use HYPERFLEET_API_TOKEN_FILE", redact.URL(c.BaseURL))
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("HYPERFLEET_API_MAX_ATTEMPTS: %d, want >= 1", c.MaxAttempts)

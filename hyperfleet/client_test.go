@@ -193,4 +193,12 @@ func TestTokenOverHTTPNeedsOptIn(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("http without a token: %v", err)
 	}
+	// Credentials in the URL would go as basic auth; the error masks them.
+	for _, u := range []string{"https://user:hunter2@hyperfleet-api:8000", "http://user:hunt%zz2@hyperfleet-api"} {
+		cfg.BaseURL = u
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "HYPERFLEET_API_URL") || strings.Contains(err.Error(), "hunt") {
+			t.Errorf("URL %s: %v, want an error naming HYPERFLEET_API_URL without the password", u, err)
+		}
+	}
 }
