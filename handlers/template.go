@@ -66,15 +66,27 @@ import (
 //	.Deleting            true when the resource is marked for deletion
 //	.Values              Config.Values, free-form
 //
-// A missing map key prints "<no value>", which is refused as an error
-// naming the line: guard optional fields with default, with or if.
+// Printing a missing map key (or a null) is an error naming the line:
+// guard optional fields with default, with or if.
+//
+// # Values stay values
+//
+// The template text is trusted; what it prints is not (resource fields
+// come from whoever may write to the HyperFleet API). Every action prints
+// a token, the file is split at its own "---" lines, each document is
+// parsed as one YAML document, and only then are the tokens replaced in
+// the parsed tree (see renderState): a value fills the scalar it stands
+// in and nothing else. It can never end a document, start a key or add an
+// object. toYaml and toJson values become their YAML structure at their
+// place, include keeps its helper's own text.
 //
 // # Functions
 //
 // Besides Go's built-ins (index, printf, eq, len, ...):
 //
 //	toJson v          v as compact JSON
-//	toYaml v          v as YAML (pair with indent/nindent)
+//	toYaml v          v as YAML (pair with indent/nindent); a non-empty
+//	                  list may stand at its key's indentation
 //	default d v       v, or d when v is missing, nil, "", 0, false or empty
 //	required msg v    v, or fail rendering with msg when v is empty
 //	quote v           v as a double-quoted string
@@ -88,8 +100,12 @@ import (
 //	dnsLabel s        s as an RFC 1123 label, the way work names are made
 //	include name v    the output of {{template name v}} as a string
 //
-// Template errors, invalid YAML and incomplete objects fail the event
-// permanently, naming the file and, where known, the line.
+// Template errors, invalid YAML, incomplete objects, kinds outside
+// Config.AllowedKinds and renders past Config.TemplateTimeout or
+// Config.MaxManifestBytes fail the event permanently, naming the file and,
+// where known, the line. Builtins that compare or measure (eq, len) see
+// include's output with its tokens; pass it through a function (trim) or
+// compare the values themselves.
 type TemplateData struct {
 	Resource   *hyperfleet.Resource
 	Cluster    *hyperfleet.Resource
@@ -724,9 +740,10 @@ func (st *renderState) replaceNode(n *yaml3.Node, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
-	line, col := n.Line, n.Column
+	line, col, anchor := n.Line, n.Column, n.Anchor
 	*n = enc
-	n.Line, n.Column = line, col
+	// The template may alias the node by its anchor.
+	n.Line, n.Column, n.Anchor = line, col, anchor
 	return nil
 }
 

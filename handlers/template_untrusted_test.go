@@ -337,3 +337,24 @@ metadata:
 		t.Errorf("New: %v, want an error asking for TEMPLATE_ALLOWED_KINDS", err)
 	}
 }
+
+// The template's own anchors and aliases keep working around values.
+func TestTemplateAnchorsOfTheTemplate(t *testing.T) {
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, map[string]string{
+		"cm.yaml": configMapDoc + `spec:
+  a: &obj {{ toJson .Resource.Spec.obj }}
+  b: *obj
+  c: &note {{ .Resource.Spec.note }}
+  d: *note
+`})})
+	objs, err := manifestObjects(t, h, clusterWithSpec(t, map[string]any{"obj": map[string]any{"k": "*x"}, "note": "&y z"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := objs[0]["spec"].(map[string]any)
+	a, _ := json.Marshal(spec["a"])
+	b, _ := json.Marshal(spec["b"])
+	if string(a) != `{"k":"*x"}` || string(b) != string(a) || spec["c"] != "&y z" || spec["d"] != "&y z" {
+		t.Errorf("spec %v", spec)
+	}
+}
