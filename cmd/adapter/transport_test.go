@@ -16,6 +16,7 @@ func TestTokenOverHTTPRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("ADAPTER_TYPE", "namespace")
+	t.Setenv("HYPERFLEET_API_INSECURE", "false") // whatever the shell exported
 	t.Setenv("HYPERFLEET_API_URL", "http://hyperfleet-api.example:8000")
 	t.Setenv("HYPERFLEET_API_TOKEN_FILE", token)
 	recording := filepath.Join("..", "..", "testdata", "recordings", "namespace.jsonl")
@@ -49,6 +50,7 @@ func TestTokenOverHTTPRefusedAtStart(t *testing.T) {
 func TestPlaintextMaestroRefusedAtStart(t *testing.T) {
 	t.Setenv("ADAPTER_TYPE", "namespace")
 	t.Setenv("DELIVERY", "maestro")
+	t.Setenv("MAESTRO_INSECURE", "false") // maestro.sh env exports true
 	t.Setenv("MAESTRO_GRPC_ENDPOINT", "127.0.0.1:1")
 	t.Setenv("MAESTRO_HTTP_ENDPOINT", "http://127.0.0.1:1")
 	var stdout, stderr bytes.Buffer
