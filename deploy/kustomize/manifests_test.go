@@ -126,7 +126,7 @@ type rendered struct {
 	// job: an overlay of overlays-job (DELIVERY=job, with the Role).
 	job bool
 	// suffix is the overlay's nameSuffix.
-	suffix string
+	suffix  string
 	objects []runtime.Object
 	raw     []map[string]any // the same objects, as kustomize emitted them
 
