@@ -448,31 +448,35 @@ func (st *renderState) decodeDocument(doc document) (object, error) {
 // returns. It is printed as it is.
 type trustedText string
 
-// structuredValue is what toYaml and toJson return: the value, and the
-// text printed when the value lands inside a scalar.
-type structuredValue struct {
-	value any
-	text  string
-	// block: toYaml's, printed in block style; a non-empty list then
-	// prints as one "- " entry, so that it may stand at its key's own
-	// indentation, as YAML allows a key's list to.
-	block bool
-}
+// yamlText and jsonText are what toYaml and toJson return: the value's
+// YAML or JSON text. They are strings to every function and builtin (eq,
+// len, printf see the text, as before); printed by an action, the text
+// becomes the value's structure at its place (substituteScalar).
+type (
+	yamlText string
+	jsonText string
+)
 
-// blockList reports whether x prints as a block sequence.
-func (x structuredValue) blockList() bool {
-	if !x.block || x.value == nil {
-		return false
+// structured reports whether v is toYaml's or toJson's text, and which.
+func structured(v any) (text string, ok bool) {
+	switch x := v.(type) {
+	case yamlText:
+		return string(x), true
+	case jsonText:
+		return string(x), true
 	}
-	rv := reflect.ValueOf(x.value)
-	return (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Len() > 0
+	return "", false
 }
 
 // emitted is one value recorded by a render.
 type emitted struct {
-	text       string
-	structured *structuredValue
-	// seq: printed as "- token", an entry standing for the whole list.
+	text string
+	// structured: toYaml's or toJson's text, which stands for its
+	// structure where it is a whole value.
+	structured bool
+	// seq: a non-empty toYaml list, printed as one "- token" entry that
+	// the list replaces, so that it may stand at its key's own
+	// indentation, as YAML allows a key's list to.
 	seq bool
 }
 
@@ -624,8 +628,10 @@ func (st *renderState) str(v any) string {
 	switch x := v.(type) {
 	case trustedText:
 		return st.expand(string(x))
-	case structuredValue:
-		return x.text
+	case yamlText:
+		return string(x)
+	case jsonText:
+		return string(x)
 	}
 	return st.expand(toString(v))
 }
@@ -635,8 +641,21 @@ func (st *renderState) plain(v any) any {
 	switch x := v.(type) {
 	case trustedText:
 		return st.expand(string(x))
-	case structuredValue:
-		return x.value
+	case yamlText, jsonText:
+		// The value the text describes, as toJson or toYaml of it again
+		// would need it.
+		text, _ := structured(x)
+		js, err := yaml.YAMLToJSON([]byte(text))
+		if err != nil {
+			return text
+		}
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.UseNumber()
+		var out any
+		if dec.Decode(&out) != nil {
+			return text
+		}
+		return out
 	}
 	return v
 }
@@ -657,17 +676,19 @@ func (st *renderState) output(v any) (string, error) {
 		return "", errMissing
 	case trustedText:
 		return string(x), nil
-	case structuredValue:
-		return st.mintStructured(x)
+	}
+	if text, ok := structured(v); ok {
+		return st.mintStructured(v, text)
 	}
 	return st.mint(emitted{text: st.str(v)})
 }
 
 // mintStructured records a toYaml or toJson value: a token, or "- token"
-// for a block list (see structuredValue.block).
-func (st *renderState) mintStructured(x structuredValue) (string, error) {
-	seq := x.blockList()
-	tok, err := st.mint(emitted{text: x.text, structured: &x, seq: seq})
+// for a non-empty toYaml list (see emitted.seq).
+func (st *renderState) mintStructured(v any, text string) (string, error) {
+	_, isYAML := v.(yamlText)
+	seq := isYAML && strings.HasPrefix(text, "- ")
+	tok, err := st.mint(emitted{text: text, structured: true, seq: seq})
 	if seq {
 		tok = "- " + tok
 	}
@@ -681,8 +702,9 @@ func (st *renderState) placed(prefix string, n int, v any) (any, error) {
 	switch x := v.(type) {
 	case trustedText:
 		return trustedText(prefix + indent(n, string(x))), nil
-	case structuredValue:
-		tok, err := st.mintStructured(x)
+	}
+	if text, ok := structured(v); ok {
+		tok, err := st.mintStructured(v, text)
 		return trustedText(prefix + pad + tok), err
 	}
 	tok, err := st.mint(emitted{text: st.str(v)})
@@ -696,7 +718,7 @@ func (st *renderState) substitute(n *yaml3.Node) error {
 	}
 	if n.Kind == yaml3.SequenceNode && len(n.Content) == 1 && n.Content[0].Kind == yaml3.ScalarNode && n.Content[0].Style == 0 {
 		if i, ok := st.wholeToken(n.Content[0].Value); ok && st.values[i].seq {
-			return st.replaceNode(n, st.values[i].structured.value)
+			return st.replaceNode(n, st.values[i].text)
 		}
 	}
 	switch n.Kind {
@@ -718,8 +740,8 @@ func (st *renderState) substituteScalar(n *yaml3.Node) error {
 	}
 	if i, ok := st.wholeToken(n.Value); ok && n.Style == 0 {
 		e := st.values[i]
-		if e.structured != nil {
-			return st.replaceNode(n, e.structured.value)
+		if e.structured {
+			return st.replaceNode(n, e.text)
 		}
 		scalarFromText(n, e.text)
 		return nil
@@ -734,14 +756,21 @@ func (st *renderState) substituteScalar(n *yaml3.Node) error {
 	return nil
 }
 
-// replaceNode makes n the YAML form of v.
-func (st *renderState) replaceNode(n *yaml3.Node, v any) error {
-	var enc yaml3.Node
-	if err := enc.Encode(v); err != nil {
+// replaceNode makes n the node toYaml's or toJson's text describes. The
+// text is a marshaller's, so it is one YAML document, whatever the value
+// holds.
+func (st *renderState) replaceNode(n *yaml3.Node, text string) error {
+	var doc yaml3.Node
+	// toJson's text may hold characters YAML refuses (toYaml's cannot:
+	// its marshaller refuses them), always inside JSON strings.
+	if err := yaml3.Unmarshal([]byte(escapeForYAML(text)), &doc); err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
+	if len(doc.Content) != 1 {
+		return fmt.Errorf("line %d: toYaml or toJson printed %d YAML values, want 1", n.Line, len(doc.Content))
+	}
 	line, col, anchor := n.Line, n.Column, n.Anchor
-	*n = enc
+	*n = *doc.Content[0]
 	// The template may alias the node by its anchor.
 	n.Line, n.Column, n.Anchor = line, col, anchor
 	return nil
@@ -780,15 +809,22 @@ func scalarFromText(n *yaml3.Node, text string) {
 func (st *renderState) funcs() template.FuncMap {
 	return template.FuncMap{
 		outputFunc: st.output,
-		"toJson": func(v any) (structuredValue, error) {
-			v = st.plain(v)
-			b, err := json.Marshal(v)
-			return structuredValue{value: v, text: string(b)}, err
+		"toJson": func(v any) (jsonText, error) {
+			b, err := json.Marshal(st.plain(v))
+			return jsonText(b), err
 		},
-		"toYaml": func(v any) (structuredValue, error) {
+		"toYaml": func(v any) (yamlText, error) {
 			v = st.plain(v)
 			b, err := yaml.Marshal(v)
-			return structuredValue{value: v, text: strings.TrimSuffix(string(b), "\n"), block: true}, err
+			if err != nil {
+				// The YAML reader refuses characters JSON leaves as they
+				// are (DEL, C1 controls): JSON with those escaped is YAML.
+				if js, jerr := json.Marshal(v); jerr == nil {
+					return yamlText(escapeForYAML(string(js))), nil
+				}
+				return "", err
+			}
+			return yamlText(strings.TrimSuffix(string(b), "\n")), nil
 		},
 		"default": func(def, v any) any {
 			if isEmpty(st.plain(v)) {
@@ -855,6 +891,20 @@ func (st *renderState) funcs() template.FuncMap {
 			return trustedText(out.buf.String()), err
 		},
 	}
+}
+
+// escapeForYAML escapes, in JSON text, the characters a YAML reader does
+// not accept in a document (they can only occur inside JSON strings).
+func escapeForYAML(js string) string {
+	var b strings.Builder
+	for _, r := range js {
+		if r == 0x7f || (r >= 0x80 && r <= 0x9f && r != 0x85) || r == 0xfeff || r == 0xfffe || r == 0xffff {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func indent(n int, s string) string {

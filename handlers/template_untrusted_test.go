@@ -358,3 +358,26 @@ func TestTemplateAnchorsOfTheTemplate(t *testing.T) {
 		t.Errorf("spec %v", spec)
 	}
 }
+
+// toJson and toYaml results are strings to functions and builtins, as
+// they were: eq, len and printf see their text.
+func TestTemplateStructuredResultsAreStrings(t *testing.T) {
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, map[string]string{
+		"cm.yaml": configMapDoc + `data:
+  eq: {{ eq (toJson .Resource.Spec.obj) "{\"k\":\"v\"}" | quote }}
+  len: {{ len (toYaml .Resource.Spec.obj) | quote }}
+  printf: {{ printf "%s!" (toJson .Resource.Spec.obj) | quote }}
+  again: {{ toJson (toYaml .Resource.Spec.obj) | quote }}
+`})})
+	objs, err := manifestObjects(t, h, clusterWithSpec(t, map[string]any{"obj": map[string]any{"k": "v"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := objs[0]["data"].(map[string]any)
+	want := map[string]any{"eq": "true", "len": "4", "printf": `{"k":"v"}!`, "again": `{"k":"v"}`}
+	for k, w := range want {
+		if data[k] != w {
+			t.Errorf("data.%s = %#v, want %#v", k, data[k], w)
+		}
+	}
+}
