@@ -62,8 +62,9 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-fuzz: ## Fuzz the event decoder for FUZZTIME (default 60s) from testdata's seed corpus.
+fuzz: ## Fuzz the event decoder and the template renderer, FUZZTIME (default 60s) each, from their seed corpora.
 	$(GO) test ./events -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s}
+	$(GO) test ./handlers -run '^$$' -fuzz FuzzTemplateValues -fuzztime $${FUZZTIME:-60s}
 
 # Where make bench keeps the Go benchmarks' output, the profiles and a copy
 # of the profiled adapter binary.

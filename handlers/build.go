@@ -29,6 +29,7 @@ type base struct {
 	consumer  ConsumerRule
 	namespace string
 	kinds     []string
+	limits    limits
 }
 
 func newBase(cfg Config) base {
@@ -43,6 +44,7 @@ func newBase(cfg Config) base {
 		consumer:  cfg.Consumer,
 		namespace: ns,
 		kinds:     slices.Clone(cfg.kinds()),
+		limits:    cfg.limits(),
 	}
 }
 
@@ -247,6 +249,9 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 			cfg.FeedbackRules = []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: paths}}
 		}
 		configs = append(configs, cfg)
+	}
+	if err := b.limits.check(b.adapter, wc.WorkName, manifests); err != nil {
+		return nil, err
 	}
 	work := &workv1.ManifestWork{
 		TypeMeta: metav1.TypeMeta{APIVersion: workv1.GroupVersion.String(), Kind: "ManifestWork"},

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 )
@@ -73,6 +74,21 @@ type Config struct {
 	// IngressReplicas (ingress type only) is the IngressController replica
 	// count. Default: DefaultIngressReplicas.
 	IngressReplicas int32
+
+	// AllowedKinds (template type only) are the kinds of object templates
+	// may make, each Kind or Kind.group. Default: the kinds they make for a
+	// sample resource at start, never one of cluster-wide power
+	// (ClusterRole, ClusterRoleBinding, webhooks, ...), which must be listed.
+	AllowedKinds []string
+	// TemplateTimeout (template type only) bounds one render. Default:
+	// DefaultTemplateTimeout.
+	TemplateTimeout time.Duration
+	// MaxManifestBytes bounds the manifests of one work, added up. Default:
+	// DefaultMaxManifestBytes (Maestro's limit).
+	MaxManifestBytes int
+	// MaxManifests bounds the manifests of one work. Default:
+	// DefaultMaxManifests.
+	MaxManifests int
 }
 
 var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
@@ -117,6 +133,22 @@ func (c *Config) Validate() error {
 	onlyFor("Values", TypeTemplate, len(c.Values) > 0)
 	onlyFor("PullSecretFile", TypePullSecret, c.PullSecretFile != "")
 	onlyFor("IngressReplicas", TypeIngress, c.IngressReplicas != 0)
+	onlyFor("AllowedKinds", TypeTemplate, len(c.AllowedKinds) > 0)
+	onlyFor("TemplateTimeout", TypeTemplate, c.TemplateTimeout != 0)
+	for i, k := range c.AllowedKinds {
+		if k == "" || strings.ContainsAny(k, " \t/") {
+			bad("AllowedKinds", "entry %d %q is not Kind or Kind.group", i, k)
+		}
+	}
+	if c.TemplateTimeout < 0 {
+		bad("TemplateTimeout", "%s is negative", c.TemplateTimeout)
+	}
+	if c.MaxManifestBytes < 0 {
+		bad("MaxManifestBytes", "%d is negative", c.MaxManifestBytes)
+	}
+	if c.MaxManifests < 0 {
+		bad("MaxManifests", "%d is negative", c.MaxManifests)
+	}
 	if c.Type == TypeTemplate && c.TemplateDir == "" {
 		bad("TemplateDir", "is required for type template")
 	}

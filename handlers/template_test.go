@@ -13,7 +13,7 @@ import (
 )
 
 // templateDir writes files into a fresh directory.
-func templateDir(t *testing.T, files map[string]string) string {
+func templateDir(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, text := range files {
@@ -40,13 +40,13 @@ func TestTemplateRenderErrors(t *testing.T) {
 		{"required fails", map[string]string{"a.yaml": configMapDoc + "data:\n  x: {{ required \"Values.x is required\" .Values.x }}\n"},
 			[]string{"template a.yaml", "a.yaml:7", "Values.x is required"}},
 		{"invalid yaml", map[string]string{"b.yaml.tmpl": configMapDoc + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: [name: x\n"},
-			[]string{"template b.yaml.tmpl", "invalid YAML in the document at rendered line 7", "rendered line 9"}},
+			[]string{"template b.yaml.tmpl", "invalid YAML in the document at rendered line 7", "rendered line 8"}},
 		{"no apiVersion", map[string]string{"c.yaml": configMapDoc + "---\n# second\nkind: Secret\nmetadata:\n  name: s\n"},
 			[]string{"template c.yaml (document 2, rendered line 7)", "no apiVersion"}},
 		{"no name", map[string]string{"c.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {}\n"},
 			[]string{"template c.yaml (document 1, rendered line 1)", "no metadata.name"}},
 		{"missing value", map[string]string{"d.yaml": configMapDoc + "data:\n  region: {{ .Resource.Spec.nowhere }}\n"},
-			[]string{"template d.yaml", "rendered line 7 prints <no value>"}},
+			[]string{"template d.yaml", "d.yaml:7:", "prints a missing or null value"}},
 		{"not an object", map[string]string{"e.yaml": "- a\n- b\n"},
 			[]string{"template e.yaml", "is a list, want a Kubernetes object"}},
 		{"duplicate object", map[string]string{"f.yaml": configMapDoc, "g.yaml": configMapDoc},
@@ -60,7 +60,9 @@ func TestTemplateRenderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, tt.files)})
+			// Listed kinds: the handler must start, so the render fails at Build.
+			h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, tt.files),
+				AllowedKinds: []string{"ConfigMap", "Secret", "ClusterRole"}})
 			_, err := h.Build(handlers.Target{Resource: loadResource(t, "cluster-gen1")})
 			if err == nil {
 				t.Fatal("Build succeeded, want an error")
@@ -249,7 +251,7 @@ func must[T any](v T, err error) T {
 }
 
 func TestTemplateRBACNames(t *testing.T) {
-	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, TemplateDir: templateDir(t, map[string]string{
+	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, AllowedKinds: []string{"ClusterRole.rbac.authorization.k8s.io"}, TemplateDir: templateDir(t, map[string]string{
 		"rbac.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: system:hyperfleet:viewer\nrules: []\n",
 	})})
 	works, err := h.Build(handlers.Target{Resource: loadResource(t, "cluster-gen1")})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // ClientConfig configures the HyperFleet API client.
@@ -24,7 +25,11 @@ type ClientConfig struct {
 	BaseURL string
 	// TokenFile holds the bearer token; it is re-read when it changes on disk
 	// (projected service-account tokens rotate). Empty: no Authorization.
+	// It needs an https BaseURL unless Insecure is set.
 	TokenFile string
+	// Insecure lets the token travel over an http:// BaseURL, in clear
+	// (HYPERFLEET_API_INSECURE; local setups only).
+	Insecure bool
 	// Timeout bounds one HTTP request.
 	Timeout time.Duration
 	// MaxAttempts bounds tries of one call on 5xx, 408, 429 and network
@@ -40,13 +45,20 @@ type ClientConfig struct {
 func (c *ClientConfig) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", c.BaseURL)
+		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", redact.URL(c.BaseURL))
+	}
+	if u.User != nil {
+		// Go would send them as basic auth, over http in clear.
+		return fmt.Errorf("HYPERFLEET_API_URL: must not carry credentials (%s); use HYPERFLEET_API_TOKEN_FILE", redact.URL(c.BaseURL))
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("HYPERFLEET_API_MAX_ATTEMPTS: %d, want >= 1", c.MaxAttempts)
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("HYPERFLEET_API_TIMEOUT: %s, want > 0", c.Timeout)
+	}
+	if c.TokenFile != "" && u.Scheme == "http" && !c.Insecure {
+		return fmt.Errorf("HYPERFLEET_API_TOKEN_FILE is set and HYPERFLEET_API_URL %q is http://: the token would travel in clear; use https, or set HYPERFLEET_API_INSECURE=true where that is acceptable (a local stack)", c.BaseURL)
 	}
 	if c.TokenFile != "" {
 		if _, err := os.Stat(c.TokenFile); err != nil {

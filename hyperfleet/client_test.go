@@ -34,6 +34,7 @@ func newTestClient(t *testing.T, h http.Handler, token string) *Client {
 			t.Fatal(err)
 		}
 		cfg.TokenFile = f
+		cfg.Insecure = true // httptest serves http; the refusal without it is TestTokenOverHTTPNeedsOptIn
 	}
 	c, err := NewClient(cfg)
 	if err != nil {
@@ -171,5 +172,45 @@ func TestDirReader(t *testing.T) {
 	}
 	if _, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestTokenOverHTTPNeedsOptIn(t *testing.T) {
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ClientConfig{BaseURL: "http://hyperfleet-api:8000", TokenFile: token, MaxAttempts: 1, Timeout: time.Second}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("a token over http was accepted")
+	}
+	for _, w := range []string{"HYPERFLEET_API_TOKEN_FILE", "HYPERFLEET_API_URL", "http://hyperfleet-api:8000", "HYPERFLEET_API_INSECURE=true"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %s", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q shows the token", err)
+	}
+	cfg.Insecure = true
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("with the opt-in: %v", err)
+	}
+	cfg.Insecure, cfg.BaseURL = false, "https://hyperfleet-api:8000"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("over https: %v", err)
+	}
+	cfg.BaseURL, cfg.TokenFile = "http://hyperfleet-api:8000", ""
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("http without a token: %v", err)
+	}
+	// Credentials in the URL would go as basic auth; the error masks them.
+	for _, u := range []string{"https://user:hunter2@hyperfleet-api:8000", "http://user:hunt%zz2@hyperfleet-api"} {
+		cfg.BaseURL = u
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "HYPERFLEET_API_URL") || strings.Contains(err.Error(), "hunt") {
+			t.Errorf("URL %s: %v, want an error naming HYPERFLEET_API_URL without the password", u, err)
+		}
 	}
 }

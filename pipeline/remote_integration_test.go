@@ -90,6 +90,7 @@ func newRemoteHarness(t *testing.T, o remoteHarnessOpts) *remoteHarness {
 	sourceID := "pipeline-" + remoteSuffix(t)
 	bo := remote.Options{
 		GRPCEndpoint: o.env.GRPCEndpoint, HTTPEndpoint: o.env.HTTPEndpoint, SourceID: sourceID,
+		Insecure:    true, // the local Maestro serves plaintext
 		DialTimeout: 5 * time.Second, Logger: log,
 		Source: maestro.SourceOptions{RetryInitial: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond},
 	}
@@ -763,7 +764,7 @@ data:
 	sourceID := "race-" + suffix
 	vars := append(os.Environ(),
 		"ADAPTER_TYPE=template", "ADAPTER_NAME=race", "TEMPLATE_DIR="+templates,
-		"DELIVERY=maestro", "MAESTRO_GRPC_ENDPOINT="+env.GRPCEndpoint, "MAESTRO_HTTP_ENDPOINT="+env.HTTPEndpoint,
+		"DELIVERY=maestro", "MAESTRO_INSECURE=true", "MAESTRO_GRPC_ENDPOINT="+env.GRPCEndpoint, "MAESTRO_HTTP_ENDPOINT="+env.HTTPEndpoint,
 		"MAESTRO_SOURCE_ID="+sourceID, "CONSUMER_RULE=fixed:"+consumer,
 		"STATUS_TIMEOUT=20s", "CONCURRENCY=4", "MAX_ATTEMPTS=5", "RETRY_BASE_DELAY=50ms", "RETRY_MAX_DELAY=1s",
 		"LOG_FORMAT=json", "LOG_LEVEL=debug",

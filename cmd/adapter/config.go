@@ -3,12 +3,14 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // Config is every setting of the adapter. Each comes from the environment
@@ -32,6 +34,7 @@ type Config struct {
 	MaestroClientKeyFile      string        `envconfig:"MAESTRO_CLIENT_KEY_FILE" desc:"maestro delivery: client key (PEM) for mTLS, with MAESTRO_CLIENT_CERT_FILE"`
 	MaestroTokenFile          string        `envconfig:"MAESTRO_TOKEN_FILE" desc:"maestro delivery: file holding a bearer token for gRPC and REST calls (needs TLS and an https REST URL); re-read when it changes"`
 	MaestroInsecure           bool          `envconfig:"MAESTRO_INSECURE_SKIP_VERIFY" default:"false" desc:"maestro delivery: use TLS but do not verify Maestro's certificates (test setups only)"`
+	MaestroPlaintext          bool          `envconfig:"MAESTRO_INSECURE" default:"false" desc:"maestro delivery: allow connections in clear: plaintext gRPC (no TLS setting) and a MAESTRO_TOKEN_FILE token over an http:// MAESTRO_HTTP_ENDPOINT (local stacks only)"`
 	MaestroHealthiness        time.Duration `envconfig:"MAESTRO_SERVER_HEALTHINESS_TIMEOUT" default:"20s" desc:"maestro delivery: reconnect when no heartbeat came from Maestro for this long"`
 	MaestroDialTimeout        time.Duration `envconfig:"MAESTRO_DIAL_TIMEOUT" default:"10s" desc:"maestro delivery: timeout of establishing one connection (TCP and TLS)"`
 	MaestroRequestTimeout     time.Duration `envconfig:"MAESTRO_REQUEST_TIMEOUT" default:"30s" desc:"maestro delivery: timeout of one REST request"`
@@ -60,21 +63,26 @@ type Config struct {
 
 	// The resources.
 	APIURL         string        `envconfig:"HYPERFLEET_API_URL" desc:"HyperFleet API base URL; resources are read with GET href"`
-	APITokenFile   string        `envconfig:"HYPERFLEET_API_TOKEN_FILE" desc:"file holding the API bearer token (re-read on every call)"`
+	APITokenFile   string        `envconfig:"HYPERFLEET_API_TOKEN_FILE" desc:"file holding the API bearer token (re-read on every call); needs an https HYPERFLEET_API_URL unless HYPERFLEET_API_INSECURE=true"`
+	APIInsecure    bool          `envconfig:"HYPERFLEET_API_INSECURE" default:"false" desc:"let the API bearer token travel over an http:// HYPERFLEET_API_URL, in clear (local stacks only)"`
 	APITimeout     time.Duration `envconfig:"HYPERFLEET_API_TIMEOUT" default:"10s" desc:"timeout of one API request"`
 	APIMaxAttempts int           `envconfig:"HYPERFLEET_API_MAX_ATTEMPTS" default:"5" desc:"tries of one API call on 5xx/408/429/network errors"`
 	APIDir         string        `envconfig:"API_DIR" desc:"read resources from DIR/<href without /api/hyperfleet/v1/>.json instead of the API"`
 
 	// What is built.
-	Consumer        string   `envconfig:"CONSUMER_RULE" default:"name" desc:"Maestro consumer of a cluster: name, fixed:<value>, label:<key> or spec:<dot.path>"`
-	Naming          string   `envconfig:"NAMING" desc:"work naming pattern: per-adapter (A) or per-resource (B); default by type"`
-	Namespace       string   `envconfig:"LANDING_ZONE_NAMESPACE" default:"{cluster-id}" desc:"landing-zone namespace on the target; {cluster-id} and {cluster-name} placeholders"`
-	TemplateDir     string   `envconfig:"TEMPLATE_DIR" desc:"template type: directory of Go templates rendered into manifests"`
-	TemplateKinds   []string `envconfig:"TEMPLATE_KINDS" desc:"template type: resource kinds handled (comma-separated, default Cluster)"`
-	PullSecretFile  string   `envconfig:"PULL_SECRET_FILE" desc:"pullsecret type: dockerconfigjson used when a cluster spec has no pullSecret"`
-	IngressReplicas int32    `envconfig:"INGRESS_REPLICAS" default:"0" desc:"ingress type: IngressController replicas (0: default 2)"`
-	TemplateValues  string   `envconfig:"TEMPLATE_VALUES_FILE" desc:"template type: YAML or JSON file of free-form values templates read as .Values"`
-	EventKinds      []string `envconfig:"EVENT_KINDS" desc:"extra resource kinds accepted in events besides Cluster and NodePool"`
+	Consumer         string        `envconfig:"CONSUMER_RULE" default:"name" desc:"Maestro consumer of a cluster: name, fixed:<value>, label:<key> or spec:<dot.path>"`
+	Naming           string        `envconfig:"NAMING" desc:"work naming pattern: per-adapter (A) or per-resource (B); default by type"`
+	Namespace        string        `envconfig:"LANDING_ZONE_NAMESPACE" default:"{cluster-id}" desc:"landing-zone namespace on the target; {cluster-id} and {cluster-name} placeholders"`
+	TemplateDir      string        `envconfig:"TEMPLATE_DIR" desc:"template type: directory of Go templates rendered into manifests"`
+	TemplateKinds    []string      `envconfig:"TEMPLATE_KINDS" desc:"template type: resource kinds handled (comma-separated, default Cluster)"`
+	TemplateAllowed  []string      `envconfig:"TEMPLATE_ALLOWED_KINDS" desc:"template type: kinds of object the templates may make, Kind or Kind.group, comma-separated (default: those they make for a sample resource at start; ClusterRole, ClusterRoleBinding and other kinds of cluster-wide power only when listed)"`
+	TemplateTimeout  time.Duration `envconfig:"TEMPLATE_TIMEOUT" default:"2s" desc:"template type: longest render of one event's templates"`
+	MaxManifestBytes int           `envconfig:"MAX_MANIFEST_BYTES" default:"512000" desc:"largest work: its manifests' bytes added up (Maestro's limit is 500 KiB)"`
+	MaxManifests     int           `envconfig:"MAX_MANIFESTS" default:"100" desc:"most manifests in one work"`
+	PullSecretFile   string        `envconfig:"PULL_SECRET_FILE" desc:"pullsecret type: dockerconfigjson used when a cluster spec has no pullSecret"`
+	IngressReplicas  int32         `envconfig:"INGRESS_REPLICAS" default:"0" desc:"ingress type: IngressController replicas (0: default 2)"`
+	TemplateValues   string        `envconfig:"TEMPLATE_VALUES_FILE" desc:"template type: YAML or JSON file of free-form values templates read as .Values"`
+	EventKinds       []string      `envconfig:"EVENT_KINDS" desc:"extra resource kinds accepted in events besides Cluster and NodePool"`
 
 	// How events are handled.
 	Concurrency    int           `envconfig:"CONCURRENCY" default:"4" desc:"events handled at once (one at a time per resource)"`
@@ -171,7 +179,8 @@ func (c *Config) validateRun() error {
 
 // Redacted renders the effective configuration, one KEY=value line per
 // setting in declaration order. Settings hold file paths, never secrets
-// themselves, but URLs may carry a password: it is masked.
+// themselves, but URLs may carry a password: every value goes through the
+// one redactor.
 func (c Config) Redacted() string {
 	var b strings.Builder
 	v := reflect.ValueOf(c)
@@ -181,18 +190,18 @@ func (c Config) Redacted() string {
 		if f, ok := v.Field(i).Interface().([]string); ok {
 			val = strings.Join(f, ",")
 		}
-		fmt.Fprintf(&b, "%s=%s\n", key, maskURLPassword(val))
+		fmt.Fprintf(&b, "%s=%s\n", key, redact.Text(val))
 	}
 	return b.String()
 }
 
-func maskURLPassword(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+// brokerSettings renders the effective broker configuration (broker.yaml
+// and BROKER_* as events/brokerconfig reads them), one broker.key=value
+// line each, with the URL's password masked.
+func brokerSettings(bc brokerconfig.Config) string {
+	var b strings.Builder
+	for _, a := range bc.LogValue().Group() {
+		fmt.Fprintf(&b, "broker.%s=%s\n", a.Key, redact.Text(a.Value.String()))
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
+	return b.String()
 }

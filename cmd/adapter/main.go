@@ -22,6 +22,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // version is set at build time (-ldflags -X main.version=...).
@@ -76,7 +79,7 @@ commands:
   record [flags]          subscribe with a subscription of its own and append every event,
                           with the resource snapshot when the API is reachable, as JSONL
                           that replay reads (--out FILE, --subscription-id ID, --max N)
-  config                  print the effective configuration (secrets redacted)
+  config                  print the effective configuration and broker settings (secrets masked)
   version                 print the version
 
 replay's delivery defaults to "embedded": an in-process stand-in for Maestro with a
@@ -133,5 +136,16 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fmt.Fprint(stdout, cfg.Redacted())
+	// The broker settings too: they are where the one password of the
+	// configuration lives (BROKER_RABBITMQ_URL), shown masked.
+	bc, err := brokerconfig.Load()
+	if err != nil {
+		if cfg.Source == "broker" {
+			fmt.Fprintln(stderr, "adapter:", redact.Text(err.Error()))
+			return exitUsage
+		}
+		return exitOK // no broker in use: nothing to show
+	}
+	fmt.Fprint(stdout, brokerSettings(bc))
 	return exitOK
 }

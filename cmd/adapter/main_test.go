@@ -75,14 +75,32 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 }
 
 func TestConfigCommandMasksPasswords(t *testing.T) {
+	t.Setenv("BROKER_CONFIG_FILE", "")
 	t.Setenv("ADAPTER_TYPE", "namespace")
 	t.Setenv("HYPERFLEET_API_URL", "https://user:hunter2@api.example.com")
-	var stdout, stderr bytes.Buffer
-	if code := runMain([]string{"config"}, &stdout, &stderr); code != exitOK {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	if strings.Contains(stdout.String(), "hunter2") || !strings.Contains(stdout.String(), "ADAPTER_TYPE=namespace") || !strings.Contains(stdout.String(), "CONCURRENCY=4") {
-		t.Fatalf("config output: %s", stdout.String())
+	t.Setenv("HYPERFLEET_BROKER_TOPIC", "hyperfleet-system-clusters")
+	t.Setenv("HYPERFLEET_BROKER_SUBSCRIPTION_ID", "hyperfleet-adapter-namespace")
+	t.Setenv("BROKER_TYPE", "rabbitmq")
+	for _, brokerURL := range []string{"amqp://u:b4dpass@rabbit:5672/", "amqp://u:b4dp%zz@rabbit:5672/", "amqp://u:b4d pass@rabbit/"} {
+		t.Setenv("BROKER_RABBITMQ_URL", brokerURL)
+		var stdout, stderr bytes.Buffer
+		code := runMain([]string{"config"}, &stdout, &stderr)
+		out := stdout.String() + stderr.String()
+		for _, secret := range []string{"hunter2", "b4d"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("broker URL %q: output shows %q:\n%s", brokerURL, secret, out)
+			}
+		}
+		if brokerURL == "amqp://u:b4dpass@rabbit:5672/" {
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, want := range []string{"ADAPTER_TYPE=namespace", "CONCURRENCY=4", "broker.type=rabbitmq", "broker.url=amqp://u:xxxxx@rabbit:5672/", "broker.queue=hyperfleet-system-clusters-hyperfleet-adapter-namespace"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("config output lacks %q:\n%s", want, out)
+				}
+			}
+		}
 	}
 }
 

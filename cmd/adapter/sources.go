@@ -166,7 +166,7 @@ func statusSinks(cfg Config, publisher events.StatusSink, stdout io.Writer, log 
 		sinks = append(sinks, publisher)
 	}
 	if cfg.APIURL != "" && cfg.StatusToAPI {
-		client, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile,
+		client, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure,
 			Timeout: cfg.APITimeout, MaxAttempts: cfg.APIMaxAttempts, Logger: log})
 		if err != nil {
 			return nil, nil, err

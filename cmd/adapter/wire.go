@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"time"
 
 	"github.com/lmittmann/tint"
 	"k8s.io/client-go/kubernetes"
@@ -90,16 +91,20 @@ func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan,
 		return nil, err
 	}
 	handler, err := handlers.New(handlers.Config{
-		Type:            cfg.AdapterType,
-		Name:            cfg.AdapterName,
-		Naming:          handlers.NamingPattern(cfg.Naming),
-		Consumer:        consumer,
-		Namespace:       cfg.Namespace,
-		TemplateDir:     cfg.TemplateDir,
-		Kinds:           cfg.TemplateKinds,
-		Values:          values,
-		PullSecretFile:  cfg.PullSecretFile,
-		IngressReplicas: cfg.IngressReplicas,
+		Type:             cfg.AdapterType,
+		Name:             cfg.AdapterName,
+		Naming:           handlers.NamingPattern(cfg.Naming),
+		Consumer:         consumer,
+		Namespace:        cfg.Namespace,
+		TemplateDir:      cfg.TemplateDir,
+		Kinds:            cfg.TemplateKinds,
+		AllowedKinds:     cfg.TemplateAllowed,
+		TemplateTimeout:  templateTimeout(cfg),
+		MaxManifestBytes: cfg.MaxManifestBytes,
+		MaxManifests:     cfg.MaxManifests,
+		Values:           values,
+		PullSecretFile:   cfg.PullSecretFile,
+		IngressReplicas:  cfg.IngressReplicas,
 	})
 	if err != nil {
 		return nil, nameHandlerSettings(err)
@@ -114,7 +119,7 @@ func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan,
 		pl.remote = remote.Options{
 			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
 			CAFile: cfg.MaestroCAFile, ClientCertFile: cfg.MaestroClientCertFile, ClientKeyFile: cfg.MaestroClientKeyFile,
-			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure,
+			TokenFile: cfg.MaestroTokenFile, InsecureSkipVerify: cfg.MaestroInsecure, Insecure: cfg.MaestroPlaintext,
 			ServerHealthinessTimeout: cfg.MaestroHealthiness, DialTimeout: cfg.MaestroDialTimeout,
 			RequestTimeout: cfg.MaestroRequestTimeout, UnavailableTimeout: cfg.MaestroUnavailableTimeout,
 			ConsumerWait:      cfg.ConsumerWait,
@@ -237,7 +242,7 @@ func planJobDelivery(cfg Config, log *slog.Logger) (*jobPlan, error) {
 		StatusReporterImage: cfg.JobStatusReporterImage, DeleteWait: cfg.JobDeleteWait,
 		Maestro: jobs.MaestroOptions{
 			GRPCEndpoint: cfg.MaestroGRPCEndpoint, HTTPEndpoint: cfg.MaestroHTTPEndpoint, SourceID: cfg.SourceID,
-			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure,
+			TLSSecret: cfg.JobMaestroTLSSecret, InsecureSkipVerify: cfg.MaestroInsecure, Insecure: cfg.MaestroPlaintext,
 			DeletePropagation: workv1.DeletePropagationPolicyType(cfg.MaestroDeletePropagation),
 		},
 		Logger: log,
@@ -265,7 +270,7 @@ func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, er
 	switch {
 	case cfg.APIURL != "":
 		return hyperfleet.NewClient(hyperfleet.ClientConfig{
-			BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Timeout: cfg.APITimeout,
+			BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure, Timeout: cfg.APITimeout,
 			MaxAttempts: cfg.APIMaxAttempts, Logger: log,
 		})
 	case cfg.APIDir != "":
@@ -311,6 +316,15 @@ func openStatusOut(path string, stdout io.Writer) (io.Writer, func() error, erro
 		return nil, nil, fmt.Errorf("STATUS_OUT (--status-out): %w", err)
 	}
 	return f, f.Close, nil
+}
+
+// templateTimeout is TEMPLATE_TIMEOUT where the template type uses it
+// (other types refuse the setting).
+func templateTimeout(cfg Config) time.Duration {
+	if cfg.AdapterType != handlers.TypeTemplate {
+		return 0
+	}
+	return cfg.TemplateTimeout
 }
 
 // templateValues reads TEMPLATE_VALUES_FILE (YAML or JSON) once.

@@ -323,6 +323,7 @@ const (
 	envClientKeyFile      = remote.EnvClientKeyFile
 	envTokenFile          = remote.EnvTokenFile
 	envInsecure           = remote.EnvInsecureSkipVerify
+	envPlaintext          = remote.EnvInsecure
 	envDialTimeout        = remote.EnvDialTimeout
 	envUnavailableTimeout = remote.EnvUnavailableTimeout
 	envResultsPath        = "RESULTS_PATH"
@@ -351,6 +352,7 @@ type globals struct {
 	ClientKeyFile      string
 	TokenFile          string
 	InsecureSkipVerify bool
+	Insecure           bool
 	Output             string
 	ResultsPath        string
 	ResultsFormat      string
@@ -381,10 +383,12 @@ var settings = []setting{
 		str: func(g *globals) *string { return &g.ClientCertFile }},
 	{flag: "client-key-file", env: envClientKeyFile, help: "client key (PEM) for mTLS, with --client-cert-file",
 		str: func(g *globals) *string { return &g.ClientKeyFile }},
-	{flag: "token-file", env: envTokenFile, help: "file holding a bearer token for gRPC and REST (needs TLS and an https REST URL)",
+	{flag: "token-file", env: envTokenFile, help: "file holding a bearer token for gRPC and REST (needs TLS, and an https REST URL unless --insecure)",
 		str: func(g *globals) *string { return &g.TokenFile }},
 	{flag: "insecure-skip-verify", env: envInsecure, def: "false", help: "use TLS without verifying Maestro's certificates (test setups only)",
 		boolean: func(g *globals) *bool { return &g.InsecureSkipVerify }},
+	{flag: "insecure", env: envPlaintext, def: "false", help: "allow connections in clear: plaintext gRPC (no --ca-file, --client-cert-file or --token-file) and --token-file over an http:// --http-endpoint (a local Maestro only)",
+		boolean: func(g *globals) *bool { return &g.Insecure }},
 	{flag: "output", env: envOutput, def: "table", help: "stdout format: table, json or yaml (also -o)",
 		str: func(g *globals) *string { return &g.Output }},
 	{flag: "results-path", env: envResultsPath, help: "write the result file here (atomically), on success and on failure",
@@ -475,6 +479,7 @@ type cmdOpts struct {
 	All          bool
 	Condition    string
 	Status       string
+	ShowSecrets  bool
 }
 
 func (o *cmdOpts) bind(fs *flag.FlagSet, cmd *command) {
@@ -495,6 +500,8 @@ func (o *cmdOpts) bind(fs *flag.FlagSet, cmd *command) {
 			fs.StringVar(&o.Condition, "condition", cmd.conditionDefault, cmd.help(f, "condition to wait for"))
 		case "status":
 			fs.StringVar(&o.Status, "status", "", cmd.help(f, "only works in this state"))
+		case "show-secrets":
+			fs.BoolVar(&o.ShowSecrets, "show-secrets", false, cmd.help(f, "print Secret data and stringData values; by default each shows as its size"))
 		}
 	}
 }

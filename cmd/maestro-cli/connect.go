@@ -40,6 +40,7 @@ func (inv *invocation) options(grpc bool) (remote.Options, error) {
 		ClientKeyFile:      g.ClientKeyFile,
 		TokenFile:          g.TokenFile,
 		InsecureSkipVerify: g.InsecureSkipVerify,
+		Insecure:           g.Insecure,
 		DialTimeout:        g.DialTimeout,
 		UnavailableTimeout: g.UnavailableTimeout,
 		Logger:             inv.clientLog,
@@ -57,6 +58,7 @@ func settingsError(err error) error {
 	for env, flag := range flagOfEnv {
 		msg = strings.ReplaceAll(msg, env+":", fmt.Sprintf("%s (%s):", flag, env))
 	}
+	msg = strings.ReplaceAll(msg, remote.EnvInsecure+"=true", fmt.Sprintf("%s (%s=true)", flagOfEnv[remote.EnvInsecure], remote.EnvInsecure))
 	return usageErr("%s", strings.TrimPrefix(strings.TrimPrefix(msg, "maestro backend: "), "maestro reader: "))
 }
 

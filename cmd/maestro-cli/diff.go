@@ -291,6 +291,10 @@ func cmdDiff(inv *invocation) (*outcome, error) {
 	}
 
 	changes := diffWorks(stored, desired)
+	shown := changes
+	if !o.ShowSecrets {
+		shown = maskChanges(changes)
+	}
 	header := fmt.Sprintf("ManifestWork %s/%s", o.Consumer, desired.Name)
 	switch {
 	case stored == nil:
@@ -302,9 +306,9 @@ func cmdDiff(inv *invocation) (*outcome, error) {
 		header += fmt.Sprintf("\nnote: %s: apply would refuse the file (Conflict)", why)
 	}
 	if inv.g.Output == "table" {
-		printChanges(inv.stdout, header, changes)
+		printChanges(inv.stdout, header, shown)
 	} else if err := inv.printObject(map[string]any{
-		"manifestWorkName": desired.Name, "consumer": o.Consumer, "exists": stored != nil, "changes": nonNil(changes),
+		"manifestWorkName": desired.Name, "consumer": o.Consumer, "exists": stored != nil, "changes": nonNil(shown),
 	}); err != nil {
 		return nil, err
 	}

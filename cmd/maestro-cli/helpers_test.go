@@ -100,6 +100,7 @@ func (w *world) env(extra ...string) map[string]string {
 		"MAESTRO_GRPC_ENDPOINT": w.maestro.GRPCEndpoint,
 		"MAESTRO_HTTP_ENDPOINT": w.maestro.HTTPEndpoint,
 		"MAESTRO_SOURCE_ID":     w.sourceID,
+		"MAESTRO_INSECURE":      "true", // the local Maestro serves plaintext
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		m[extra[i]] = extra[i+1]

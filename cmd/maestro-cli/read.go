@@ -49,9 +49,15 @@ func cmdDescribe(inv *invocation) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	work := rec.Work
+	if !inv.o.ShowSecrets {
+		work = maskWork(work)
+	}
 	if inv.g.Output == "table" {
-		describe(inv.stdout, rec, inv.g.SourceID)
-	} else if err := inv.printObject(workObject(rec.Work)); err != nil {
+		shown := *rec
+		shown.Work = work
+		describe(inv.stdout, &shown, inv.g.SourceID)
+	} else if err := inv.printObject(workObject(work)); err != nil {
 		return nil, err
 	}
 	return stateOutcome(rec), nil

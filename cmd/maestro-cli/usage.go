@@ -66,7 +66,7 @@ adapter) or stay (Orphan).`,
 		{
 			name:         "describe",
 			summary:      "show one ManifestWork for a person: manifests, conditions, feedback, ages (REST)",
-			flags:        []string{"name", "consumer"},
+			flags:        []string{"name", "consumer", "show-secrets"},
 			nameRequired: true,
 			run:          cmdDescribe,
 		},
@@ -103,7 +103,7 @@ Problems are printed to stdout, one per line; the exit code is 2 when there is a
 		{
 			name:         "diff",
 			summary:      "show what apply would change; exit 0 when nothing, 1 when something",
-			flags:        []string{"name", "consumer", "manifest-file"},
+			flags:        []string{"name", "consumer", "manifest-file", "show-secrets"},
 			nameRequired: false,
 			flagHelp: map[string]string{
 				"name": "ManifestWork name (default: the file's)",

@@ -68,8 +68,9 @@ const (
 	containerName = "adapter"
 )
 
-// wantRules is exactly what the adapter's Role grants (role.yaml says why);
-// resource -> verbs.
+// wantRules is exactly what the Job delivery's Role grants
+// (components/job-delivery/role.yaml says why); resource -> verbs. Adapters
+// delivering to Maestro have no Role at all.
 var wantRules = map[string][]string{
 	"batch/jobs":  {"create", "get", "list", "watch"},
 	"/configmaps": {"create"},
@@ -121,7 +122,11 @@ var strict = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, sc
 
 // rendered is one overlay, rendered and decoded.
 type rendered struct {
-	overlay string
+	overlay string // the adapter type
+	// job: an overlay of overlays-job (DELIVERY=job, with the Role).
+	job bool
+	// suffix is the overlay's nameSuffix.
+	suffix  string
 	objects []runtime.Object
 	raw     []map[string]any // the same objects, as kustomize emitted them
 
@@ -207,6 +212,10 @@ func render(t *testing.T, dir string) *rendered {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	r := &rendered{overlay: filepath.Base(dir), configMaps: map[string]*corev1.ConfigMap{}}
+	r.suffix = "-" + r.overlay
+	if filepath.Base(filepath.Dir(dir)) == jobOverlaysDir {
+		r.job, r.suffix = true, "-"+r.overlay+"-job"
+	}
 	for _, res := range m.Resources() {
 		data, err := res.MarshalJSON()
 		if err != nil {
@@ -257,8 +266,7 @@ func render(t *testing.T, dir string) *rendered {
 	}
 	for name, missing := range map[string]bool{
 		"Deployment": r.deployment == nil, "Service": r.service == nil,
-		"ServiceAccount": r.serviceAccount == nil, "Role": r.role == nil,
-		"RoleBinding": r.roleBinding == nil, "PodDisruptionBudget": r.pdb == nil,
+		"ServiceAccount": r.serviceAccount == nil, "PodDisruptionBudget": r.pdb == nil,
 		"HorizontalPodAutoscaler": r.hpa == nil,
 	} {
 		if missing {
@@ -268,11 +276,25 @@ func render(t *testing.T, dir string) *rendered {
 	return r
 }
 
+// jobOverlaysDir holds the overlays that deliver through Jobs.
+const jobOverlaysDir = "overlays-job"
+
+// renderAll renders every overlay: by type, and the Job-delivery ones as
+// "<type>-job".
 func renderAll(t *testing.T) map[string]*rendered {
 	t.Helper()
 	out := map[string]*rendered{}
 	for _, o := range overlays(t) {
 		out[o] = render(t, filepath.Join("overlays", o))
+	}
+	entries, err := os.ReadDir(jobOverlaysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			out[e.Name()+"-job"] = render(t, filepath.Join(jobOverlaysDir, e.Name()))
+		}
 	}
 	return out
 }
@@ -330,7 +352,7 @@ func TestOverlays(t *testing.T) {
 // checkIdentity: names, namespace, labels, and the references between
 // objects.
 func checkIdentity(t *testing.T, r *rendered) {
-	suffix := "-" + r.overlay
+	suffix := r.suffix
 	for _, raw := range r.raw {
 		meta := raw["metadata"].(map[string]any)
 		name, _ := meta["name"].(string)
@@ -546,6 +568,20 @@ func checkContainer(t *testing.T, r *rendered, known map[string]setting) {
 // checkRBAC: the binding binds the Deployment's ServiceAccount to the Role,
 // and the Role grants exactly wantRules.
 func checkRBAC(t *testing.T, r *rendered) {
+	delivery := r.env(t)["DELIVERY"]
+	if !r.job {
+		// DELIVERY=maestro needs no Kubernetes API rights: none granted.
+		if r.role != nil || r.roleBinding != nil {
+			t.Errorf("DELIVERY=%s renders a Role or RoleBinding; only the Job delivery needs one (components/job-delivery)", delivery)
+		}
+		return
+	}
+	if delivery != "job" {
+		t.Errorf("a Job-delivery overlay has DELIVERY=%q", delivery)
+	}
+	if r.role == nil || r.roleBinding == nil {
+		t.Fatal("the Job-delivery overlay renders no Role or RoleBinding")
+	}
 	rb := r.roleBinding
 	if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.role.Name}) {
 		t.Errorf("RoleBinding roleRef %+v, want Role %s", rb.RoleRef, r.role.Name)
@@ -940,7 +976,26 @@ func TestServerSideDryRun(t *testing.T) {
 		return
 	}
 
-	r := all[handlers.TypeNamespace]
+	// The Job delivery's ServiceAccount may do exactly what role.yaml says;
+	// a DELIVERY=maestro adapter's may do none of it.
+	maestroSA := "system:serviceaccount:" + ns + ":" + all[handlers.TypeNamespace].serviceAccount.Name
+	for _, verb := range []string{"create", "get", "list"} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   maestroSA,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Group: "batch", Resource: "jobs", Verb: verb,
+			},
+		}}
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed {
+			t.Errorf("%s (DELIVERY=maestro) may %s jobs: %s", maestroSA, verb, got.Status.Reason)
+		}
+	}
+	r := all[handlers.TypeNamespace+"-job"]
 	sa := "system:serviceaccount:" + ns + ":" + r.serviceAccount.Name
 	for _, c := range []struct {
 		group, resource, verb string

@@ -422,6 +422,9 @@ export MAESTRO_GRPC_BROKER_ENDPOINT=$HOST:$GRPC_BROKER_PORT
 export MAESTRO_HEALTH_ENDPOINT=http://$HOST:$HEALTH_PORT/healthcheck
 export MAESTRO_METRICS_ENDPOINT=http://$HOST:$METRICS_PORT/metrics
 export MAESTRO_CTL=$SCRIPT_PATH
+# The local server serves plaintext gRPC and http REST; the adapter and
+# maestro-cli refuse that unless told it is meant.
+export MAESTRO_INSECURE=true
 EOF
 	# This server's settings too, so that maestro.sh run by a test (restart,
 	# agent start) acts on this server and not on the defaults' one.

@@ -40,6 +40,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // Broker types, as broker.type spells them.
@@ -178,7 +180,7 @@ func (c Config) LogValue() slog.Value {
 	case TypeRabbitMQ:
 		r := c.RabbitMQ
 		attrs = append(attrs,
-			slog.String("url", RedactURL(r.URL)),
+			slog.String("url", redact.URL(r.URL)),
 			slog.String("exchange", c.ExchangeName()),
 			slog.String("exchange_type", r.ExchangeType),
 			slog.String("queue", c.QueueName()),
@@ -194,19 +196,6 @@ func (c Config) LogValue() slog.Value {
 			slog.Bool("create_subscription_if_missing", g.CreateSubscriptionIfMissing))
 	}
 	return slog.GroupValue(attrs...)
-}
-
-// RedactURL masks the password of a URL for logs. A URL that does not parse
-// is replaced entirely: it may still hold a secret.
-func RedactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }
 
 // LookupEnv reads one environment variable; os.LookupEnv is one.
@@ -367,7 +356,7 @@ func (c Config) Validate() error {
 		case r.URL == "":
 			bad(keyRabbitURL, "required")
 		case !strings.HasPrefix(r.URL, "amqp://") && !strings.HasPrefix(r.URL, "amqps://"):
-			bad(keyRabbitURL, "%q must start with amqp:// or amqps://", RedactURL(r.URL))
+			bad(keyRabbitURL, "%q must start with amqp:// or amqps://", redact.URL(r.URL))
 		default:
 			if _, err := url.Parse(r.URL); err != nil {
 				bad(keyRabbitURL, "not a valid URL")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // Defaults for the zero values of SourceConfig and PublisherConfig.
@@ -246,7 +247,7 @@ func validateURL(raw string) error {
 		return errors.New("not a valid URL")
 	}
 	if u.Scheme != "amqp" && u.Scheme != "amqps" {
-		return fmt.Errorf("%q must start with amqp:// or amqps://", brokerconfig.RedactURL(raw))
+		return fmt.Errorf("%q must start with amqp:// or amqps://", redact.URL(raw))
 	}
 	return nil
 }

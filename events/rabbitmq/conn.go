@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
-	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
+	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
 // ErrChannelClosed is returned when a message is settled after the channel
@@ -52,7 +52,7 @@ func dial(ctx context.Context, rawURL, name string, timeout, heartbeat time.Dura
 	}
 	conn, err := amqp.DialConfig(rawURL, cfg)
 	if err != nil {
-		return nil, classify(fmt.Errorf("connect to %s: %w", brokerconfig.RedactURL(rawURL), err))
+		return nil, classify(fmt.Errorf("connect to %s: %w", redact.URL(rawURL), err))
 	}
 	return conn, nil
 }

@@ -83,7 +83,7 @@ func BenchmarkJobDeliveryOverhead(b *testing.B) {
 
 	direct, err := remote.New(ctx, remote.Options{
 		GRPCEndpoint: e.maestro.GRPCEndpoint, HTTPEndpoint: e.maestro.HTTPEndpoint,
-		SourceID: e.sourceID + "-direct", DialTimeout: 5 * time.Second, Logger: quiet,
+		SourceID: e.sourceID + "-direct", DialTimeout: 5 * time.Second, Insecure: true, Logger: quiet,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -217,7 +217,7 @@ func (d *Delivery) prime(key workKey, ok bool) {
 }
 
 // permissions is what the delivery does with the Kubernetes API, and what
-// deploy/kustomize/base/role.yaml grants.
+// deploy/kustomize/components/job-delivery/role.yaml grants.
 var permissions = []authorizationv1.ResourceAttributes{
 	{Group: "batch", Resource: "jobs", Verb: "create"},
 	{Group: "batch", Resource: "jobs", Verb: "get"},
@@ -255,7 +255,7 @@ func (d *Delivery) checkAccess(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return events.Permanentf("job delivery: the adapter may not %s in namespace %s; its Role must grant that (deploy/kustomize/base/role.yaml)",
+		return events.Permanentf("job delivery: the adapter may not %s in namespace %s; its Role must grant that (deploy/kustomize/components/job-delivery/role.yaml)",
 			strings.Join(missing, ", "), d.opts.Namespace)
 	}
 	return nil

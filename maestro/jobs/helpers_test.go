@@ -52,6 +52,7 @@ func baseOptions(t testing.TB) Options {
 			GRPCEndpoint: "maestro-grpc.maestro:8090",
 			HTTPEndpoint: "http://maestro.maestro:8000",
 			SourceID:     "hyperfleet-adapter-namespace",
+			Insecure:     true, // the local Maestro serves plaintext
 		},
 		Logger: maestrotest.SlogLogger(t),
 	}

@@ -56,7 +56,7 @@ func randomSuffix(t testing.TB) string {
 // itEnv is one integration test's world: a namespace on the test control
 // plane, a consumer on the local Maestro with an agent (unless none is
 // wanted), and a source id of its own. The delivery runs as the adapter's
-// service account, bound to the Role of deploy/kustomize/base/role.yaml: it
+// service account, bound to the Role of deploy/kustomize/components/job-delivery/role.yaml: it
 // must manage with exactly what the deployment grants.
 type itEnv struct {
 	cs       kubernetes.Interface // the cluster's own (the node stand-in)
@@ -95,7 +95,7 @@ func newITEnv(t testing.TB, withAgent bool) *itEnv {
 // account in ns and returns a client acting as that account.
 func adapterClient(t testing.TB, cfg *rest.Config, cs kubernetes.Interface, ns string) kubernetes.Interface {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomize", "base", "role.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomize", "components", "job-delivery", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +152,7 @@ func (e *itEnv) options(t testing.TB, mutate func(*Options)) Options {
 			GRPCEndpoint: e.maestro.GRPCEndpoint,
 			HTTPEndpoint: e.maestro.HTTPEndpoint,
 			SourceID:     e.sourceID,
+			Insecure:     true, // the local Maestro serves plaintext
 		},
 		Logger: maestrotest.SlogLogger(t),
 	}
@@ -498,7 +499,7 @@ func TestIntegrationDeadlineOverrun(t *testing.T) {
 func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 	e := newITEnv(t, true)
 	direct, err := remote.New(testContext(t), remote.Options{GRPCEndpoint: e.maestro.GRPCEndpoint,
-		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Logger: maestrotest.SlogLogger(t)})
+		HTTPEndpoint: e.maestro.HTTPEndpoint, SourceID: e.sourceID, Insecure: true, Logger: maestrotest.SlogLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ const (
 	EnvHTTPEndpoint       = "MAESTRO_HTTP_ENDPOINT"
 	EnvSourceID           = "MAESTRO_SOURCE_ID"
 	EnvInsecureSkipVerify = "MAESTRO_INSECURE_SKIP_VERIFY"
+	EnvInsecure           = "MAESTRO_INSECURE"
 	EnvDeletePropagation  = "MAESTRO_DELETE_PROPAGATION"
 )
 
@@ -131,6 +132,10 @@ type MaestroOptions struct {
 	TLSSecret string
 	// InsecureSkipVerify: TLS without verifying Maestro's certificate.
 	InsecureSkipVerify bool
+	// Insecure lets the Job's maestro-cli talk to Maestro in clear
+	// (plaintext gRPC), which it needs without TLSSecret: a local Maestro
+	// only. The Job gets MAESTRO_INSECURE=true.
+	Insecure bool
 	// DeletePropagation goes into spec.deleteOption of works that carry
 	// none: Foreground (default) or Orphan.
 	DeletePropagation workv1.DeletePropagationPolicyType
@@ -216,6 +221,10 @@ func (o Options) Validate() error {
 		bad(EnvHTTPEndpoint, "%q is not an http:// or https:// URL", m.HTTPEndpoint)
 	} else if u.User != nil {
 		bad(EnvHTTPEndpoint, "must not carry credentials: it is written into the Job's arguments")
+	}
+	if m.TLSSecret == "" && !m.InsecureSkipVerify && !m.Insecure {
+		bad(EnvInsecure, "not set, and %s is not either: the Jobs' maestro-cli would send works (and the Secrets in them) over plaintext gRPC; set %s, or %s=true for a local Maestro",
+			EnvMaestroTLSSecret, EnvMaestroTLSSecret, EnvInsecure)
 	}
 	switch {
 	case m.SourceID == "":

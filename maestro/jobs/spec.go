@@ -258,7 +258,10 @@ func (o Options) job(r run, meta workMeta) (*batchv1.Job, error) {
 		)
 	}
 	if o.Maestro.InsecureSkipVerify {
-		cli.Env = append(cli.Env, corev1.EnvVar{Name: "MAESTRO_INSECURE_SKIP_VERIFY", Value: "true"})
+		cli.Env = append(cli.Env, corev1.EnvVar{Name: EnvInsecureSkipVerify, Value: "true"})
+	}
+	if o.Maestro.Insecure {
+		cli.Env = append(cli.Env, corev1.EnvVar{Name: EnvInsecure, Value: "true"})
 	}
 	volumes := []corev1.Volume{{
 		Name: volumeResults,

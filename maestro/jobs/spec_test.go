@@ -222,6 +222,9 @@ func TestJobCarriesWhatTheSpikeAsks(t *testing.T) {
 			t.Errorf("maestro-cli command %q lacks %q", args, want)
 		}
 	}
+	if env(cli, EnvInsecure) != "true" {
+		t.Errorf("maestro-cli %s %q, want true: the options allow plaintext and the CLI refuses it without", EnvInsecure, env(cli, EnvInsecure))
+	}
 	if env(cli, "RESULTS_PATH") != ResultsFile {
 		t.Errorf("maestro-cli RESULTS_PATH %q, want %s", env(cli, "RESULTS_PATH"), ResultsFile)
 	}
@@ -319,6 +322,7 @@ func TestOptionsValidate(t *testing.T) {
 		EnvSourceID:            func(o *Options) { o.Maestro.SourceID = "" },
 		EnvDeletePropagation:   func(o *Options) { o.Maestro.DeletePropagation = "Background" },
 		EnvStatusReporterImage: func(o *Options) { o.StatusReporterImage = "a b" },
+		EnvInsecure:            func(o *Options) { o.Maestro.Insecure = false }, // plaintext without the opt-in
 	} {
 		o := baseOptions(t)
 		mutate(&o)

@@ -40,6 +40,7 @@ func newBackend(t testing.TB, env maestrotest.Env, sourceID string, mutate func(
 		GRPCEndpoint: env.GRPCEndpoint,
 		HTTPEndpoint: env.HTTPEndpoint,
 		SourceID:     sourceID,
+		Insecure:     true, // the local Maestro serves plaintext
 		Logger:       testLogger(t),
 		DialTimeout:  5 * time.Second,
 	}

@@ -26,6 +26,7 @@ const (
 	EnvClientKeyFile            = "MAESTRO_CLIENT_KEY_FILE"
 	EnvTokenFile                = "MAESTRO_TOKEN_FILE"
 	EnvInsecureSkipVerify       = "MAESTRO_INSECURE_SKIP_VERIFY"
+	EnvInsecure                 = "MAESTRO_INSECURE"
 	EnvServerHealthinessTimeout = "MAESTRO_SERVER_HEALTHINESS_TIMEOUT"
 	EnvDialTimeout              = "MAESTRO_DIAL_TIMEOUT"
 	EnvRequestTimeout           = "MAESTRO_REQUEST_TIMEOUT"
@@ -51,8 +52,10 @@ const (
 // Transport security: the gRPC connection uses TLS when any of CAFile,
 // ClientCertFile/ClientKeyFile, TokenFile or InsecureSkipVerify is set
 // (without CAFile the system roots verify the server), and plaintext
-// otherwise, as a local Maestro serves it. The REST connection uses TLS when
-// HTTPEndpoint is https, with the same CA and client certificate.
+// otherwise, as a local Maestro serves it, which needs Insecure: works
+// carry Secrets. The REST connection uses TLS when HTTPEndpoint is https,
+// with the same CA and client certificate; a token goes over http only
+// with Insecure.
 type Options struct {
 	// GRPCEndpoint is Maestro's gRPC server for source clients, host:port
 	// (port 8090 in Maestro's deployments).
@@ -79,6 +82,10 @@ type Options struct {
 	// InsecureSkipVerify turns off server certificate verification. For
 	// test setups only.
 	InsecureSkipVerify bool
+	// Insecure allows connections in clear: plaintext gRPC (none of the
+	// TLS settings above) and TokenFile's token over an http:// HTTPEndpoint.
+	// For a local Maestro only (MAESTRO_INSECURE).
+	Insecure bool
 
 	// ServerHealthinessTimeout: when Maestro's heartbeat has not arrived
 	// for this long, the client drops the connection and reconnects.
@@ -180,8 +187,12 @@ func (o Options) validate(needGRPC bool) error {
 			bad(EnvClientKeyFile, "not set, but %s is: set both for mTLS, or neither", EnvClientCertFile)
 		}
 	}
-	if o.TokenFile != "" && o.HTTPEndpoint != "" && !httpsREST {
-		bad(EnvTokenFile, "set, but %s is not https: the token would travel in clear", EnvHTTPEndpoint)
+	if o.TokenFile != "" && o.HTTPEndpoint != "" && !httpsREST && !o.Insecure {
+		bad(EnvTokenFile, "set, but %s is not https: the token would travel in clear; use https, or set %s=true for a local Maestro", EnvHTTPEndpoint, EnvInsecure)
+	}
+	if needGRPC && o.GRPCEndpoint != "" && !o.tls() && !o.Insecure {
+		bad(EnvGRPCEndpoint, "plaintext gRPC: none of %s, %s, %s is set, so works (and the Secrets in them) would travel in clear; set them, or %s=true for a local Maestro",
+			EnvCAFile, EnvClientCertFile, EnvTokenFile, EnvInsecure)
 	}
 
 	for _, d := range []struct {

@@ -16,6 +16,7 @@ func validOptions() remote.Options {
 		GRPCEndpoint: "maestro-grpc:8090",
 		HTTPEndpoint: "http://maestro:8000",
 		SourceID:     "hyperfleet-adapter-namespace",
+		Insecure:     true, // a local Maestro: plaintext
 	}
 }
 
@@ -44,7 +45,8 @@ func TestOptionsValidateNamesTheSetting(t *testing.T) {
 		{"key without cert", func(o *remote.Options) { o.ClientKeyFile = file }, []string{"MAESTRO_CLIENT_CERT_FILE", "set both"}},
 		{"cert file missing", func(o *remote.Options) { o.ClientCertFile, o.ClientKeyFile = missing, file }, []string{"MAESTRO_CLIENT_CERT_FILE", "no such file"}},
 		{"token file missing", func(o *remote.Options) { o.HTTPEndpoint = "https://m"; o.TokenFile = missing }, []string{"MAESTRO_TOKEN_FILE", "no such file"}},
-		{"token over http", func(o *remote.Options) { o.TokenFile = file }, []string{"MAESTRO_TOKEN_FILE", "in clear"}},
+		{"token over http", func(o *remote.Options) { o.TokenFile, o.Insecure = file, false }, []string{"MAESTRO_TOKEN_FILE", "MAESTRO_HTTP_ENDPOINT", "in clear", "MAESTRO_INSECURE=true"}},
+		{"plaintext gRPC", func(o *remote.Options) { o.Insecure = false }, []string{"MAESTRO_GRPC_ENDPOINT", "plaintext gRPC", "MAESTRO_INSECURE=true"}},
 		{"negative healthiness", func(o *remote.Options) { o.ServerHealthinessTimeout = -time.Second }, []string{"MAESTRO_SERVER_HEALTHINESS_TIMEOUT", "negative"}},
 		{"negative dial timeout", func(o *remote.Options) { o.DialTimeout = -time.Second }, []string{"MAESTRO_DIAL_TIMEOUT"}},
 		{"negative request timeout", func(o *remote.Options) { o.RequestTimeout = -time.Second }, []string{"MAESTRO_REQUEST_TIMEOUT"}},
@@ -75,11 +77,13 @@ func TestOptionsValidateAcceptsGoodSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mutate := range map[string]func(*remote.Options){
-		"plaintext":   func(*remote.Options) {},
-		"mTLS":        func(o *remote.Options) { o.CAFile, o.ClientCertFile, o.ClientKeyFile = file, file, file },
-		"token https": func(o *remote.Options) { o.HTTPEndpoint, o.TokenFile, o.CAFile = "https://maestro:8000/", file, file },
-		"orphan":      func(o *remote.Options) { o.DeletePropagation = "Orphan" },
-		"timings":     func(o *remote.Options) { o.DialTimeout, o.UnavailableTimeout = time.Second, time.Minute },
+		"plaintext":                 func(*remote.Options) {},
+		"mTLS":                      func(o *remote.Options) { o.CAFile, o.ClientCertFile, o.ClientKeyFile = file, file, file },
+		"token https":               func(o *remote.Options) { o.HTTPEndpoint, o.TokenFile, o.CAFile = "https://maestro:8000/", file, file },
+		"TLS, no opt-in":            func(o *remote.Options) { o.CAFile, o.Insecure = file, false },
+		"token over http, opted in": func(o *remote.Options) { o.TokenFile = file },
+		"orphan":                    func(o *remote.Options) { o.DeletePropagation = "Orphan" },
+		"timings":                   func(o *remote.Options) { o.DialTimeout, o.UnavailableTimeout = time.Second, time.Minute },
 	} {
 		o := validOptions()
 		mutate(&o)

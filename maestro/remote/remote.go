@@ -174,7 +174,7 @@ func restClient(opts Options, tlsCfg *tls.Config, tok *token) (*openapi.APIClien
 	}
 	var rt http.RoundTripper = transport
 	if tok != nil {
-		rt = &bearerTransport{token: tok, next: transport}
+		rt = &bearerTransport{token: tok, next: transport, insecure: opts.Insecure}
 	}
 	httpClient := &http.Client{Transport: rt, Timeout: opts.RequestTimeout}
 	apiCfg := openapi.NewConfiguration()

@@ -346,7 +346,7 @@ func startAdapter(t testing.TB, s adapterSpec, name string) *adapterProc {
 		"BROKER_RABBITMQ_URL=" + rabbitURL, "BROKER_RABBITMQ_EXCHANGE_TYPE=topic",
 		"HYPERFLEET_BROKER_TOPIC=" + s.topo.topic, "HYPERFLEET_BROKER_SUBSCRIPTION_ID=" + s.topo.sub,
 		"BROKER_STATUS_TOPIC=" + s.topo.statusTopic, "API_DIR=" + s.api.dir,
-		"DELIVERY=maestro", "MAESTRO_GRPC_ENDPOINT=" + s.env.GRPCEndpoint, "MAESTRO_HTTP_ENDPOINT=" + s.env.HTTPEndpoint,
+		"DELIVERY=maestro", "MAESTRO_INSECURE=true", "MAESTRO_GRPC_ENDPOINT=" + s.env.GRPCEndpoint, "MAESTRO_HTTP_ENDPOINT=" + s.env.HTTPEndpoint,
 		"MAESTRO_SOURCE_ID=" + s.sourceID, "CONSUMER_RULE=fixed:" + s.consumer,
 		"CONCURRENCY=" + strconv.Itoa(s.concurrency), "STATUS_TIMEOUT=30s",
 		// The production defaults: JSON logs at info.
@@ -620,7 +620,7 @@ func newBackendClient(t testing.TB, env maestrotest.Env, sourceID string) *backe
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	be, err := remote.New(ctx, remote.Options{GRPCEndpoint: env.GRPCEndpoint, HTTPEndpoint: env.HTTPEndpoint, SourceID: sourceID, Logger: log})
+	be, err := remote.New(ctx, remote.Options{GRPCEndpoint: env.GRPCEndpoint, HTTPEndpoint: env.HTTPEndpoint, SourceID: sourceID, Insecure: true, Logger: log})
 	if err != nil {
 		t.Fatalf("Maestro backend: %v", err)
 	}
