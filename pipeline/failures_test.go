@@ -93,7 +93,7 @@ func newAPIClient(t *testing.T, api *apiStandIn, token string) (*hyperfleet.Clie
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: srv.URL, TokenFile: tokenFile,
+	c, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: srv.URL, TokenFile: tokenFile, Insecure: true, // the stand-in serves http
 		Timeout: 5 * time.Second, MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ func TestRealAgentAppliesAndDeletes(t *testing.T) {
 		HTTPEndpoint: agents.Maestro.HTTPEndpoint,
 		SourceID:     "agenttest-" + suffix,
 		Logger:       logger,
+		Insecure:     true, // the local Maestro serves plaintext
 	})
 	if err != nil {
 		t.Fatalf("remote.New: %v", err)
