@@ -373,3 +373,22 @@ func TestFailureReport(t *testing.T) {
 		t.Errorf("observed: conditions %s, want %s", got, want)
 	}
 }
+
+// TestPreconditionsNotMetReportIsTheSample: the report for unmet
+// preconditions is the contract sample, field for field, but for the
+// adapter, generation, time and the unmet preconditions it names.
+func TestPreconditionsNotMetReportIsTheSample(t *testing.T) {
+	var sample hyperfleet.StatusReport
+	if err := json.Unmarshal(must(readSample("status-put-cluster-preconditions-not-met.json")), &sample); err != nil {
+		t.Fatal(err)
+	}
+	rep := handlers.PreconditionsNotMetReport("dns", handlers.Target{Resource: loadResource(t, "cluster-gen1")},
+		[]string{"validation adapter not available"}, sample.ObservedTime)
+	if err := rep.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, want := must(json.Marshal(rep)), must(json.Marshal(sample))
+	if string(got) != string(want) {
+		t.Errorf("report\n%s\nwant the sample\n%s", got, want)
+	}
+}
