@@ -485,7 +485,9 @@ func TestReportDataTargetValues(t *testing.T) {
 	o := stored(t, "w", 1, 1, allGood(1)...)
 	str := func(s string) *string { return &s }
 	i64 := func(i int64) *int64 { return &i }
-	fb := func(vs ...workv1.FeedbackValue) workv1.StatusFeedbackResult { return workv1.StatusFeedbackResult{Values: vs} }
+	fb := func(vs ...workv1.FeedbackValue) workv1.StatusFeedbackResult {
+		return workv1.StatusFeedbackResult{Values: vs}
+	}
 	o.Work.Status.ResourceStatus.Manifests = []workv1.ManifestCondition{
 		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 0, Kind: "Namespace", Version: "v1", Name: "lz"},
 			StatusFeedbacks: fb(workv1.FeedbackValue{Name: "status", Value: workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: str(`{"phase":"Terminating","name":"not-this"}`)}})},
