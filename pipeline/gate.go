@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -17,7 +18,7 @@ import (
 // marked for deletion is never held back: its cleanup must not wait on
 // another adapter (a cluster being torn down would strand its node pools'
 // works).
-func (p *Pipeline) gate(ctx context.Context, ev events.Event, st *state) (outcome Outcome, done bool, err error) {
+func (p *Pipeline) gate(ctx context.Context, ev events.Event, msg *events.Message, st *state) (outcome Outcome, done bool, err error) {
 	res := st.target.Resource
 	if p.preconditions.Len() == 0 || res.Deleting() {
 		return "", false, nil
@@ -26,7 +27,7 @@ func (p *Pipeline) gate(ctx context.Context, ev events.Event, st *state) (outcom
 	unmet, err := p.preconditions.Evaluate(ctx, preconditions.Input{
 		Resource: res, Cluster: st.target.Cluster,
 		AdapterName: p.cfg.AdapterName, AdapterType: p.handler.Type(),
-		Statuses: p.statuses,
+		Statuses: recordedStatuses(msg, st.target, p.statuses),
 	})
 	if errors.Is(err, hyperfleet.ErrNotFound) {
 		log.InfoContext(ctx, "resource no longer exists (its status reports answered 404); nothing to reconcile")
@@ -52,4 +53,32 @@ func (p *Pipeline) gate(ctx context.Context, ev events.Event, st *state) (outcom
 		return "", true, err
 	}
 	return PreconditionsNotMet, true, nil
+}
+
+// recordedStatuses serves the status reports recorded with the event (a
+// replay reproduces what was seen then), and reads the others from next.
+func recordedStatuses(msg *events.Message, t handlers.Target, next hyperfleet.StatusReader) hyperfleet.StatusReader {
+	r := statusSnapshots{byHref: map[string]json.RawMessage{}, next: next}
+	if len(msg.StatusesSnapshot) > 0 {
+		r.byHref[t.Resource.Href] = msg.StatusesSnapshot
+	}
+	if len(msg.OwnerStatusesSnapshot) > 0 && t.Cluster != nil {
+		r.byHref[t.Cluster.Href] = msg.OwnerStatusesSnapshot
+	}
+	return r
+}
+
+type statusSnapshots struct {
+	byHref map[string]json.RawMessage
+	next   hyperfleet.StatusReader
+}
+
+func (r statusSnapshots) GetStatuses(ctx context.Context, href string) ([]json.RawMessage, error) {
+	if raw, ok := r.byHref[href]; ok {
+		return hyperfleet.ParseStatuses(raw, "recorded status reports of "+href)
+	}
+	if r.next == nil {
+		return nil, events.Permanentf("cannot read the status reports of %s: no HyperFleet API configured (set HYPERFLEET_API_URL or --api-dir, or replay a recording made with adapter record --statuses)", href)
+	}
+	return r.next.GetStatuses(ctx, href)
 }

@@ -63,7 +63,7 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		return "", st, err
 	}
 	st.target.Cluster = cluster
-	if outcome, done, err := p.gate(ctx, ev, st); done {
+	if outcome, done, err := p.gate(ctx, ev, msg, st); done {
 		if outcome == PreconditionsNotMet {
 			phase(PhaseReport)
 		}

@@ -78,3 +78,64 @@ func TestInvalidPreconditionExitsTwoNamingIt(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordStatusesThenReplayWithoutAPI: adapter record --statuses keeps
+// the cluster's status reports with each event, and a replay without any
+// API evaluates cluster_statuses from them: PreconditionsNotMet while the
+// recorded landing zone was not Available, delivered once it was.
+func TestRecordStatusesThenReplayWithoutAPI(t *testing.T) {
+	dir := t.TempDir()
+	api := filepath.Join(dir, "api")
+	clusterFile := filepath.Join(api, "clusters", "019466a0-8f8e-7abc-9def-0123456789ab")
+	poolFile := filepath.Join(clusterFile, "nodepools", "019466a1-2b3c-7def-8abc-456789abcdef.json")
+	for from, to := range map[string]string{
+		filepath.Join("..", "..", "testdata", "api", "clusters", "019466a0-8f8e-7abc-9def-0123456789ab.json"):                                                      clusterFile + ".json",
+		filepath.Join("..", "..", "testdata", "api", "clusters", "019466a0-8f8e-7abc-9def-0123456789ab", "nodepools", "019466a1-2b3c-7def-8abc-456789abcdef.json"): poolFile,
+	} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event, err := os.ReadFile(filepath.Join("..", "..", "testdata", "contracts", "sentinel-event-nodepool.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(dir, "event.json")
+	if err := os.WriteFile(events, event, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(dir, "rec.jsonl")
+	t.Setenv("ADAPTER_TYPE", "nodepool")
+	t.Setenv("SOURCE", "file")
+	t.Setenv("SOURCE_PATH", events)
+	for _, available := range []string{"False", "True"} {
+		statuses := `[{"adapter":"landing-zone","observed_generation":1,"conditions":[{"type":"Available","status":"` + available + `"}]}]`
+		if err := os.WriteFile(filepath.Join(clusterFile, "statuses.json"), []byte(statuses), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := runMain([]string{"record", "--api-dir", api, "--statuses", "--out", rec}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("record: exit %d: %s", code, stderr.String())
+		}
+	}
+	data, err := os.ReadFile(rec)
+	if err != nil || strings.Count(string(data), `"cluster_statuses":[{"adapter":"landing-zone"`) != 2 {
+		t.Fatalf("recording %s (%v) lacks the cluster's status reports", data, err)
+	}
+
+	t.Setenv("PRECONDITIONS", `cluster_statuses.exists(s, s.adapter == "landing-zone" && s.conditions.exists(c, c.type == "Available" && c.status == "True"))`)
+	var stdout, stderr bytes.Buffer
+	if code := runMain([]string{"replay", rec}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("replay: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "replay: 2 events, preconditions_not_met 1, reconciled 1") {
+		t.Fatalf("summary: %s", stderr.String())
+	}
+}
