@@ -14,7 +14,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 )
 
-func sample(t *testing.T, name string) *hyperfleet.Resource {
+func sample(t testing.TB, name string) *hyperfleet.Resource {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "contracts", name))
 	if err != nil {
@@ -210,6 +210,24 @@ func TestParseAndLoadFile(t *testing.T) {
 	} {
 		if _, err := LoadFile(write(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want %q", body, err, want)
+		}
+	}
+}
+
+// BenchmarkEvaluate: one event's evaluation of the README's landing-zone
+// precondition (the resource and cluster turned into CEL values included).
+func BenchmarkEvaluate(b *testing.B) {
+	cluster := sample(b, "cluster-get-response.json")
+	pool := sample(b, "nodepool-get-response.json")
+	s, err := Compile([]Precondition{{Name: "lz", Expression: `cluster.status.conditions.exists(c, c.type == "LandingZoneSuccessful" && c.status == "True" && c.observed_generation == cluster.generation)`}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Resource: pool, Cluster: cluster}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Evaluate(context.Background(), in); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
