@@ -231,3 +231,44 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// TestREADMEExamplesCompile: the README's Preconditions section shows
+// expressions that compile, and that hold on a cluster whose landing zone
+// is Available.
+func TestREADMEExamplesCompile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(data)
+	if i := strings.Index(section, "## Preconditions"); i >= 0 {
+		section = section[i:]
+	}
+	start := strings.Index(section, "```yaml\n")
+	end := strings.Index(section[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no yaml example in the README's Preconditions section")
+	}
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(file, []byte(section[start+8:start+8+end]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, err := LoadFile(file)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("README example: %v, %v", list, err)
+	}
+	envLine := section[strings.Index(section, "PRECONDITIONS='")+len("PRECONDITIONS='"):]
+	list = append(list, Parse(envLine[:strings.Index(envLine, "'\n")])...)
+	s := mustCompile(t, list...)
+
+	cluster := sample(t, "cluster-get-response.json")
+	cluster.Status = json.RawMessage(`{"conditions":[{"type":"LandingZoneSuccessful","status":"True","observed_generation":1},{"type":"Reconciled","status":"True"}]}`)
+	reports := &fakeStatuses{by: map[string][]json.RawMessage{cluster.Href: {json.RawMessage(`{"adapter":"landing-zone","observed_generation":1,"conditions":[{"type":"Available","status":"True"}]}`)}}}
+	unmet, err := s.Evaluate(context.Background(), Input{Resource: sample(t, "nodepool-get-response.json"), Cluster: cluster, Statuses: reports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unmet) != 1 || !strings.Contains(unmet[0].Expression, "Reconciled") {
+		t.Fatalf("unmet %v, want only the not-Reconciled example (the cluster is Reconciled)", unmet)
+	}
+}
