@@ -24,6 +24,11 @@ type Message struct {
 	Snapshot json.RawMessage
 	// OwnerSnapshot is the owning cluster as recorded, for node pool events.
 	OwnerSnapshot json.RawMessage
+	// StatusesSnapshot and OwnerStatusesSnapshot are the adapters' status
+	// reports on the resource and on its cluster (GET .../statuses) as
+	// recorded; preconditions that name them read these instead of the API.
+	StatusesSnapshot      json.RawMessage
+	OwnerStatusesSnapshot json.RawMessage
 	// Attempt counts deliveries of this message, starting at 1, as far as
 	// the transport knows.
 	Attempt int

@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/jsonpath"
 	workv1 "open-cluster-management.io/api/work/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
@@ -202,6 +204,41 @@ func feedbackPaths(gk schema.GroupKind) []workv1.JsonPath {
 	return []workv1.JsonPath{statusFeedback}
 }
 
+// AnnotationFeedback on a manifest (templates) declares the values read
+// back from the target for the report's data, instead of the whole status:
+// a YAML map of name to the agent's JSONPath, evaluated against the whole
+// object, e.g. {phase: .status.phase, ready:
+// '.status.conditions[?(@.type=="Ready")].status'}; empty: none. The
+// adapter removes it before delivery.
+const AnnotationFeedback = "hyperfleet.io/feedback"
+
+// declaredFeedback parses an AnnotationFeedback value into feedback paths,
+// sorted by name. Every path must parse as the agent parses it.
+func declaredFeedback(id workv1.ResourceIdentifier, kind, value string) ([]workv1.JsonPath, error) {
+	if id.Group == "" && kind == "Secret" {
+		return nil, fmt.Errorf("annotation %s: a Secret's status is never reported", AnnotationFeedback)
+	}
+	var declared map[string]string
+	if err := yaml.UnmarshalStrict([]byte(value), &declared); err != nil {
+		return nil, fmt.Errorf("annotation %s: want a YAML map of name to JSONPath: %w", AnnotationFeedback, err)
+	}
+	paths := make([]workv1.JsonPath, 0, len(declared))
+	for name, p := range declared {
+		switch {
+		case name == "" || name == "name" || name == "namespace":
+			return nil, fmt.Errorf("annotation %s: %q cannot name a value (the report's entry has name and namespace already)", AnnotationFeedback, name)
+		case !strings.HasPrefix(p, "."):
+			return nil, fmt.Errorf("annotation %s: %s: path %q must start with . (it is evaluated against the whole object, e.g. .status.phase)", AnnotationFeedback, name, p)
+		}
+		if err := jsonpath.New(name).Parse("{" + p + "}"); err != nil {
+			return nil, fmt.Errorf("annotation %s: %s: path %q: %w", AnnotationFeedback, name, p, err)
+		}
+		paths = append(paths, workv1.JsonPath{Name: name, Path: p})
+	}
+	slices.SortFunc(paths, func(a, b workv1.JsonPath) int { return strings.Compare(a.Name, b.Name) })
+	return paths, nil
+}
+
 // finish stamps every manifest with the work's labels and generation and
 // assembles the work. origin names where each manifest came from, for
 // errors; it may be nil.
@@ -232,6 +269,8 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 		if err != nil {
 			return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
+		declared, hasDeclared := annotations[AnnotationFeedback]
+		delete(annotations, AnnotationFeedback) // for the adapter, not the target
 		md["labels"], md["annotations"] = labels, annotations
 		raw, err := json.Marshal(obj)
 		if err != nil {
@@ -245,7 +284,13 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 				ServerSideApply: &workv1.ServerSideApplyConfig{Force: true, FieldManager: fieldManager(b.adapter)},
 			},
 		}
-		if paths := feedbackPaths(schema.GroupKind{Group: id.Group, Kind: obj["kind"].(string)}); len(paths) > 0 {
+		paths := feedbackPaths(schema.GroupKind{Group: id.Group, Kind: obj["kind"].(string)})
+		if hasDeclared {
+			if paths, err = declaredFeedback(id, obj["kind"].(string), declared); err != nil {
+				return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
+			}
+		}
+		if len(paths) > 0 {
 			cfg.FeedbackRules = []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: paths}}
 		}
 		configs = append(configs, cfg)

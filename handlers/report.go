@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -97,6 +99,8 @@ type ManifestReport struct {
 //     while deleting, True/CleanupConfirmed once every work is gone.
 //   - data.manifestworks lists every work with its consumer, the
 //     generation it carries and its per-manifest conditions and feedback.
+//   - Next to it, data holds the values read back from the target: one
+//     entry per manifest whose feedback returned any (addTargetValues).
 func Report(adapterName string, t Target, deleting bool, observed []Observed, now time.Time) hyperfleet.StatusReport {
 	var gen int64
 	if t.Resource != nil {
@@ -154,6 +158,7 @@ func Report(adapterName string, t Target, deleting bool, observed []Observed, no
 		ObservedTime:       now.UTC(),
 		Data:               map[string]any{DataKeyWorks: works},
 	}
+	addTargetValues(report.Data, works)
 	if deleting {
 		msg := "The resource is marked for deletion; its ManifestWorks are being removed."
 		if finalized.status == "" {
@@ -394,4 +399,60 @@ func feedback(values []workv1.FeedbackValue) map[string]any {
 		}
 	}
 	return out
+}
+
+// addTargetValues puts the values the works' feedback returned into data,
+// the way HyperFleet's own adapters report them (the contract samples'
+// data.namespace.phase): one entry per manifest that returned any, keyed
+// by its kind in lower case, holding its name, its namespace when it has
+// one, and each feedback value by the rule's name; a "status" value that is
+// a JSON object (the whole-status rule) gives its fields instead. Kinds
+// that occur more than once are keyed kind/name (kind/namespace/name for
+// namespaced ones). Secrets never have feedback (manifestReports).
+func addTargetValues(data map[string]any, works []WorkReport) {
+	type entry struct {
+		key string
+		m   ManifestReport
+	}
+	var entries []entry
+	count := map[string]int{}
+	for _, w := range works {
+		for _, m := range w.Manifests {
+			if len(m.Feedback) == 0 {
+				continue
+			}
+			key := strings.ToLower(m.Kind)
+			count[key]++
+			entries = append(entries, entry{key, m})
+		}
+	}
+	for _, e := range entries {
+		key := e.key
+		if count[key] > 1 {
+			key = path.Join(key, e.m.Namespace, e.m.Name)
+		}
+		if _, taken := data[key]; taken {
+			continue // never over data.manifestworks
+		}
+		v := map[string]any{"name": e.m.Name}
+		if e.m.Namespace != "" {
+			v["namespace"] = e.m.Namespace
+		}
+		if st, ok := e.m.Feedback[statusFeedback.Name].(map[string]any); ok {
+			for k, x := range st {
+				if _, set := v[k]; !set {
+					v[k] = x
+				}
+			}
+		}
+		for k, x := range e.m.Feedback {
+			if _, isObj := x.(map[string]any); k == statusFeedback.Name && isObj {
+				continue
+			}
+			if k != "name" && k != "namespace" {
+				v[k] = x
+			}
+		}
+		data[key] = v
+	}
 }

@@ -1,10 +1,16 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +21,8 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
 
 var reportNow = time.Date(2026, 8, 20, 12, 15, 30, 0, time.FixedZone("CEST", 2*3600))
@@ -371,5 +379,131 @@ func TestFailureReport(t *testing.T) {
 	rep = handlers.FailureReport("ps", handlers.Target{Resource: loadResource(t, "cluster-gen1")}, []handlers.Observed{o}, cause, reportNow)
 	if got, want := conds(rep), "Applied=True/ManifestWorksApplied Available=True/ManifestWorksAvailable Health=False/ReconcileFailed Finalized=False/NotDeleting"; got != want {
 		t.Errorf("observed: conditions %s, want %s", got, want)
+	}
+}
+
+// TestPreconditionsNotMetReportIsTheSample: the report for unmet
+// preconditions is the contract sample, field for field, but for the
+// adapter, generation, time and the unmet preconditions it names.
+func TestPreconditionsNotMetReportIsTheSample(t *testing.T) {
+	var sample hyperfleet.StatusReport
+	if err := json.Unmarshal(must(readSample("status-put-cluster-preconditions-not-met.json")), &sample); err != nil {
+		t.Fatal(err)
+	}
+	rep := handlers.PreconditionsNotMetReport("dns", handlers.Target{Resource: loadResource(t, "cluster-gen1")},
+		[]string{"validation adapter not available"}, sample.ObservedTime)
+	if err := rep.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, want := must(json.Marshal(rep)), must(json.Marshal(sample))
+	if string(got) != string(want) {
+		t.Errorf("report\n%s\nwant the sample\n%s", got, want)
+	}
+}
+
+// TestReportDataGolden: each adapter type's report carries, next to
+// data.manifestworks, the values its works' feedback returns (a
+// namespace's phase, a node pool's replicas, version and readiness, an
+// ingress domain, a template's declared values), here as the embedded
+// backend's simulated agent returns them: the works are built by the
+// golden configurations, applied, and reported once the agent settled.
+// The data is compared with testdata/golden/<type>/report-data.json
+// (-update rewrites them).
+func TestReportDataGolden(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	backend, err := embedded.New(embedded.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = backend.Close() })
+	tracker := deliverytest.RunTracker(t, backend, log)
+
+	wantKeys := map[string][]string{
+		handlers.TypeNamespace:  {"namespace"},
+		handlers.TypeNodePool:   {"nodepool"},
+		handlers.TypePullSecret: nil, // a Secret reports nothing of itself
+		handlers.TypeIDP:        {"oauth"},
+		handlers.TypeIngress:    {"ingresscontroller"},
+		handlers.TypeTemplate:   {"resourcequota"},
+	}
+	for typ, cfg := range goldenConfigs() {
+		t.Run(typ, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tg := target(t, goldenCases(typ)[0])
+			works := must(newHandler(t, cfg).Build(tg))
+			var observed []handlers.Observed
+			for _, w := range works {
+				exp := tracker.Expect(w.Namespace, w.Name)
+				got, err := backend.Apply(ctx, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				settled, err := exp.Await(ctx, got, func(w *workv1.ManifestWork) bool {
+					return w != nil && w.Generation >= got.Generation && maestro.StatusSettled(w)
+				})
+				exp.Cancel()
+				if err != nil {
+					t.Fatalf("the agent did not report on %s: %v", w.Name, err)
+				}
+				observed = append(observed, handlers.Observed{Name: w.Name, Consumer: w.Namespace, Work: settled})
+			}
+			rep := handlers.Report(cfg.Name, tg, false, observed, reportNow)
+			var keys []string
+			for k := range rep.Data {
+				if k != handlers.DataKeyWorks {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			if fmt.Sprint(keys) != fmt.Sprint(wantKeys[typ]) {
+				t.Errorf("data keys %v besides manifestworks, want %v", keys, wantKeys[typ])
+			}
+			got := must(json.MarshalIndent(rep.Data, "", "  "))
+			golden := filepath.Join("testdata", "golden", typ, "report-data.json")
+			if *update {
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if string(got)+"\n" != string(want) {
+				t.Errorf("report data differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// TestReportDataTargetValues: one entry per manifest whose feedback
+// returned values, keyed by kind; kinds that occur twice are keyed
+// kind/namespace/name; a whole-status value gives its fields; secrets and
+// manifests without feedback give none.
+func TestReportDataTargetValues(t *testing.T) {
+	o := stored(t, "w", 1, 1, allGood(1)...)
+	str := func(s string) *string { return &s }
+	i64 := func(i int64) *int64 { return &i }
+	fb := func(vs ...workv1.FeedbackValue) workv1.StatusFeedbackResult {
+		return workv1.StatusFeedbackResult{Values: vs}
+	}
+	o.Work.Status.ResourceStatus.Manifests = []workv1.ManifestCondition{
+		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 0, Kind: "Namespace", Version: "v1", Name: "lz"},
+			StatusFeedbacks: fb(workv1.FeedbackValue{Name: "status", Value: workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: str(`{"phase":"Terminating","name":"not-this"}`)}})},
+		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 1, Group: "apps", Kind: "Deployment", Version: "v1", Name: "a", Namespace: "lz"},
+			StatusFeedbacks: fb(workv1.FeedbackValue{Name: "ready", Value: workv1.FieldValue{Type: workv1.Integer, Integer: i64(2)}})},
+		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 2, Group: "apps", Kind: "Deployment", Version: "v1", Name: "b", Namespace: "lz"},
+			StatusFeedbacks: fb(workv1.FeedbackValue{Name: "ready", Value: workv1.FieldValue{Type: workv1.Integer, Integer: i64(0)}})},
+		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 3, Kind: "Secret", Version: "v1", Name: "s", Namespace: "lz"},
+			StatusFeedbacks: fb(workv1.FeedbackValue{Name: "data", Value: workv1.FieldValue{Type: workv1.String, String: str("c2VjcmV0")}})},
+		{ResourceMeta: workv1.ManifestResourceMeta{Ordinal: 4, Kind: "ConfigMap", Version: "v1", Name: "c", Namespace: "lz"}},
+	}
+	rep := handlers.Report("a", handlers.Target{Resource: loadResource(t, "cluster-gen1")}, false, []handlers.Observed{o}, reportNow)
+	delete(rep.Data, handlers.DataKeyWorks)
+	got := string(must(json.Marshal(rep.Data)))
+	want := `{"deployment/lz/a":{"name":"a","namespace":"lz","ready":2},"deployment/lz/b":{"name":"b","namespace":"lz","ready":0},"namespace":{"name":"lz","phase":"Terminating"}}`
+	if got != want {
+		t.Errorf("data %s\nwant %s", got, want)
 	}
 }

@@ -57,6 +57,16 @@ func TestTemplateRenderErrors(t *testing.T) {
 			[]string{"template j.yaml", "whitespace"}},
 		{"invalid object name", map[string]string{"i.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_Valid\n"},
 			[]string{"template i.yaml", `"Not_Valid"`}},
+		{"feedback not a map", map[string]string{"k.yaml": configMapDoc + "  annotations:\n    hyperfleet.io/feedback: nope\n"},
+			[]string{"template k.yaml", "annotation hyperfleet.io/feedback: want a YAML map of name to JSONPath"}},
+		{"feedback bad path", map[string]string{"l.yaml": configMapDoc + "  annotations:\n    hyperfleet.io/feedback: 'ready: .status.conditions[?(@.type=='\n"},
+			[]string{"template l.yaml", "hyperfleet.io/feedback: ready: path"}},
+		{"feedback relative path", map[string]string{"m.yaml": configMapDoc + "  annotations:\n    hyperfleet.io/feedback: 'phase: status.phase'\n"},
+			[]string{"template m.yaml", "must start with ."}},
+		{"feedback on a secret", map[string]string{"n.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  annotations:\n    hyperfleet.io/feedback: 'data: .data'\n"},
+			[]string{"template n.yaml", "a Secret's status is never reported"}},
+		{"feedback names name", map[string]string{"o.yaml": configMapDoc + "  annotations:\n    hyperfleet.io/feedback: 'name: .metadata.name'\n"},
+			[]string{"template o.yaml", `"name" cannot name a value`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer, adapterType string) *Metrics {
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "hyperfleet_adapter_events_received_total",
 			Help: "Messages received from the event source.", ConstLabels: labels}),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hyperfleet_adapter_events_handled_total",
-			Help: "Events handled, by outcome (reconciled, skipped, gone, superseded, failed, requeued).", ConstLabels: labels}, []string{"outcome"}),
+			Help: "Events handled, by outcome (reconciled, skipped, gone, superseded, preconditions_not_met, failed, requeued).", ConstLabels: labels}, []string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hyperfleet_adapter_event_duration_seconds",
 			Help: "Time to handle one event, all tries included, by outcome.", ConstLabels: labels, Buckets: buckets}, []string{"outcome"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hyperfleet_adapter_phase_duration_seconds",

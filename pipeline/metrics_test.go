@@ -44,7 +44,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		t.Errorf("delivery and phase histograms: %d series, %v", n, err)
 	}
 	exp := `hyperfleet_adapter_events_handled_total{adapter_type="namespace",outcome="reconciled"} 2`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP hyperfleet_adapter_events_handled_total Events handled, by outcome (reconciled, skipped, gone, superseded, failed, requeued).\n# TYPE hyperfleet_adapter_events_handled_total counter\n"+exp+"\n"), "hyperfleet_adapter_events_handled_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP hyperfleet_adapter_events_handled_total Events handled, by outcome (reconciled, skipped, gone, superseded, preconditions_not_met, failed, requeued).\n# TYPE hyperfleet_adapter_events_handled_total counter\n"+exp+"\n"), "hyperfleet_adapter_events_handled_total"); err != nil {
 		t.Error(err)
 	}
 }

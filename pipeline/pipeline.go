@@ -23,6 +23,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/preconditions"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -109,6 +110,9 @@ type Pipeline struct {
 	observer  Observer
 	now       func() time.Time
 
+	preconditions *preconditions.Set
+	statuses      hyperfleet.StatusReader
+
 	stats Stats
 
 	// keys holds the resources with an event queued or running (by
@@ -136,6 +140,10 @@ type Deps struct {
 	Sink     events.StatusSink
 	Logger   *slog.Logger
 	Observer Observer
+	// Preconditions gate delivery (nil: none); Statuses reads the adapters'
+	// status reports for expressions that name them.
+	Preconditions *preconditions.Set
+	Statuses      hyperfleet.StatusReader
 }
 
 // New checks cfg and deps and builds a pipeline.
@@ -157,6 +165,7 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 		cfg: cfg, decoder: d.Decoder, resources: d.Resources, handler: d.Handler,
 		delivery: d.Delivery, tracker: d.Tracker, sink: unlessCancelled{d.Sink}, log: d.Logger,
 		observer: d.Observer, now: time.Now,
+		preconditions: d.Preconditions, statuses: d.Statuses,
 		stats:    Stats{counts: map[Outcome]int{}},
 		keys:     map[string]*keyState{},
 		reported: reportedWorks{works: map[string]reportedWork{}},
@@ -191,6 +200,9 @@ const (
 	// Superseded: a newer generation was already delivered, or the event was
 	// coalesced into a newer one for the same resource.
 	Superseded Outcome = "superseded"
+	// PreconditionsNotMet: the adapter's preconditions do not hold for the
+	// resource; nothing was delivered and a report saying so was published.
+	PreconditionsNotMet Outcome = "preconditions_not_met"
 	// Failed: dead-lettered, with the reason.
 	Failed Outcome = "failed"
 	// Requeued: given back to the source (shutdown).

@@ -77,6 +77,7 @@ type harnessOpts struct {
 	wrap        func(maestro.Delivery) maestro.Delivery
 	reader      hyperfleet.ResourceReader
 	sink        *captureSink
+	deps        func(*Deps)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -118,8 +119,12 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.sink == nil {
 		o.sink = &captureSink{}
 	}
-	p, err := New(cfg, Deps{Decoder: events.NewDecoder(), Resources: o.reader, Handler: handler,
-		Delivery: delivery, Tracker: tracker, Sink: o.sink, Logger: log})
+	deps := Deps{Decoder: events.NewDecoder(), Resources: o.reader, Handler: handler,
+		Delivery: delivery, Tracker: tracker, Sink: o.sink, Logger: log}
+	if o.deps != nil {
+		o.deps(&deps)
+	}
+	p, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,12 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		return "", st, err
 	}
 	st.target.Cluster = cluster
+	if outcome, done, err := p.gate(ctx, ev, msg, st); done {
+		if outcome == PreconditionsNotMet {
+			phase(PhaseReport)
+		}
+		return outcome, st, err
+	}
 	phase(PhaseReadResource)
 
 	works, err := p.handler.Build(st.target)

@@ -84,6 +84,10 @@ type Config struct {
 	TemplateValues   string        `envconfig:"TEMPLATE_VALUES_FILE" desc:"template type: YAML or JSON file of free-form values templates read as .Values"`
 	EventKinds       []string      `envconfig:"EVENT_KINDS" desc:"extra resource kinds accepted in events besides Cluster and NodePool"`
 
+	// When to act: CEL preconditions (pipeline/preconditions).
+	Preconditions     string `envconfig:"PRECONDITIONS" desc:"CEL expressions over resource, cluster, adapter, statuses and cluster_statuses, one per line, that must all hold before anything is delivered"`
+	PreconditionsFile string `envconfig:"PRECONDITIONS_FILE" desc:"YAML list of {name, expression}: named CEL preconditions (instead of PRECONDITIONS)"`
+
 	// How events are handled.
 	Concurrency    int           `envconfig:"CONCURRENCY" default:"4" desc:"events handled at once (one at a time per resource)"`
 	MaxAttempts    int           `envconfig:"MAX_ATTEMPTS" default:"5" desc:"tries of one event before it is dead-lettered"`
@@ -127,6 +131,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
 	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT; replay default -)")
+	fs.StringVar(&c.PreconditionsFile, "preconditions-file", c.PreconditionsFile, "YAML list of {name, expression}: CEL preconditions (env PRECONDITIONS_FILE)")
 	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "template directory, for --adapter template (env TEMPLATE_DIR)")
 	fs.StringVar(&c.Consumer, "consumer", c.Consumer, "consumer rule: name, fixed:<v>, label:<key>, spec:<path> (env CONSUMER_RULE)")
 	fs.StringVar(&c.Naming, "naming", c.Naming, "naming pattern: per-adapter or per-resource (env NAMING)")
@@ -157,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APIURL != "" && c.APIDir != "" {
 		return fmt.Errorf("HYPERFLEET_API_URL and API_DIR are both set; choose one")
+	}
+	if strings.TrimSpace(c.Preconditions) != "" && c.PreconditionsFile != "" {
+		return fmt.Errorf("PRECONDITIONS and PRECONDITIONS_FILE (--preconditions-file) are both set; choose one")
 	}
 	if c.SourceID == "" {
 		c.SourceID = "hyperfleet-adapter-" + c.AdapterName
@@ -190,7 +198,8 @@ func (c Config) Redacted() string {
 		if f, ok := v.Field(i).Interface().([]string); ok {
 			val = strings.Join(f, ",")
 		}
-		fmt.Fprintf(&b, "%s=%s\n", key, redact.Text(val))
+		// One line per setting: PRECONDITIONS may hold several lines.
+		fmt.Fprintf(&b, "%s=%s\n", key, strings.ReplaceAll(redact.Text(val), "\n", `\n`))
 	}
 	return b.String()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,10 +24,12 @@ import (
 func recordCmd(args []string, stdout, stderr io.Writer) int {
 	var out, subscription *string
 	var maxEvents *int
+	var withStatuses *bool
 	cfg, _, code, ok := setup("record", "record [flags]", args, stdout, stderr, func(fs *flag.FlagSet) {
 		out = fs.String("out", "-", "recording file to append to, - for stdout")
 		subscription = fs.String("subscription-id", os.Getenv("RECORD_SUBSCRIPTION_ID"), "subscription id of the recorder (env RECORD_SUBSCRIPTION_ID; default <adapter subscription>-recorder)")
 		maxEvents = fs.Int("max", 0, "stop after this many events (0: until SIGTERM)")
+		withStatuses = fs.Bool("statuses", false, "also record the adapters' status reports on the resource and its cluster (GET href/statuses), for preconditions that name statuses or cluster_statuses")
 	})
 	if !ok {
 		return code
@@ -104,7 +107,7 @@ func recordCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "adapter record:", err)
 			return exitFailed
 		}
-		entry, err := snapshotEntry(ctx, msg, decoder, reader)
+		entry, err := snapshotEntry(ctx, msg, decoder, reader, *withStatuses)
 		if err != nil {
 			log.Warn("recording the event without a snapshot", "transport_id", msg.TransportID, "err", err)
 		}
@@ -126,7 +129,7 @@ func recordCmd(args []string, stdout, stderr io.Writer) int {
 // structured form, and the resource (and a node pool's cluster) as the API
 // returns them now. An event that does not decode is still recorded, as
 // it came, so that a replay reproduces the rejection.
-func snapshotEntry(ctx context.Context, msg *events.Message, decoder *events.Decoder, reader hyperfleet.ResourceReader) (recording.Entry, error) {
+func snapshotEntry(ctx context.Context, msg *events.Message, decoder *events.Decoder, reader hyperfleet.ResourceReader, withStatuses bool) (recording.Entry, error) {
 	doc, err := events.Structured(msg)
 	if err != nil {
 		return recording.Entry{Event: msg.Body}, err
@@ -146,13 +149,36 @@ func snapshotEntry(ctx context.Context, msg *events.Message, decoder *events.Dec
 	if entry.Resource, err = jsonOf(res); err != nil {
 		return entry, err
 	}
+	if entry.Statuses, err = recordStatuses(ctx, reader, res.Href, withStatuses); err != nil {
+		return entry, err
+	}
 	if owner := res.OwnerReferences; owner != nil && owner.Href != "" {
 		cluster, err := reader.GetResource(ctx, owner.Href)
 		if err != nil {
 			return entry, err
 		}
-		entry.Cluster, err = jsonOf(cluster)
+		if entry.Cluster, err = jsonOf(cluster); err != nil {
+			return entry, err
+		}
+		entry.ClusterStatuses, err = recordStatuses(ctx, reader, cluster.Href, withStatuses)
 		return entry, err
 	}
 	return entry, nil
+}
+
+// recordStatuses reads the status reports on the resource at href, as a
+// JSON array, when asked to and the reader serves them.
+func recordStatuses(ctx context.Context, reader hyperfleet.ResourceReader, href string, want bool) (json.RawMessage, error) {
+	sr, ok := reader.(hyperfleet.StatusReader)
+	if !want || !ok {
+		return nil, nil
+	}
+	items, err := sr.GetStatuses(ctx, href)
+	if err != nil {
+		return nil, err
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	return jsonOf(items)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/preconditions"
 )
 
 func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
@@ -65,6 +66,8 @@ type plan struct {
 	decoder   *events.Decoder
 	handler   handlers.Handler
 	resources hyperfleet.ResourceReader
+	// preconditions are compiled and type-checked; nil when there are none.
+	preconditions *preconditions.Set
 	// remote holds the maestro delivery's options, job the job delivery's
 	// (with the Kubernetes client configuration it was checked with).
 	remote remote.Options
@@ -113,7 +116,11 @@ func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan,
 	if err != nil {
 		return nil, err
 	}
-	pl := &plan{cfg: cfg, pcfg: pcfg, decoder: events.NewDecoder(cfg.EventKinds...), handler: handler, resources: resources}
+	gate, err := compilePreconditions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pl := &plan{cfg: cfg, pcfg: pcfg, decoder: events.NewDecoder(cfg.EventKinds...), handler: handler, resources: resources, preconditions: gate}
 	switch cfg.Delivery {
 	case "maestro":
 		pl.remote = remote.Options{
@@ -215,6 +222,9 @@ func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink event
 		Sink:      sink,
 		Logger:    log,
 		Observer:  obs,
+
+		Preconditions: pl.preconditions,
+		Statuses:      statusReader(pl.resources),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -282,6 +292,35 @@ func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, er
 	default:
 		return snapshotsOnly{}, nil
 	}
+}
+
+// compilePreconditions reads PRECONDITIONS or PRECONDITIONS_FILE and
+// compiles them, so that a bad expression stops the start (exit 2),
+// named, before any connection is opened.
+func compilePreconditions(cfg Config) (*preconditions.Set, error) {
+	list := preconditions.Parse(cfg.Preconditions)
+	setting := "PRECONDITIONS"
+	if cfg.PreconditionsFile != "" {
+		setting = "PRECONDITIONS_FILE (--preconditions-file)"
+		var err error
+		if list, err = preconditions.LoadFile(cfg.PreconditionsFile); err != nil {
+			return nil, fmt.Errorf("%s: %w", setting, err)
+		}
+	}
+	set, err := preconditions.Compile(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	return set, nil
+}
+
+// statusReader is the resource reader's own GET .../statuses (the API
+// client's, with its retries, or API_DIR's statuses.json files).
+func statusReader(r hyperfleet.ResourceReader) hyperfleet.StatusReader {
+	if s, ok := r.(hyperfleet.StatusReader); ok {
+		return s
+	}
+	return nil
 }
 
 // snapshotsOnly stands where no API is configured: recordings that carry

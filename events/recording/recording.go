@@ -35,6 +35,11 @@ type Entry struct {
 	Event    json.RawMessage `json:"event"`
 	Resource json.RawMessage `json:"resource,omitempty"`
 	Cluster  json.RawMessage `json:"cluster,omitempty"`
+	// Statuses and ClusterStatuses are the adapters' status reports on the
+	// resource and its cluster (GET .../statuses: the API's list, or a bare
+	// array), for preconditions that name them.
+	Statuses        json.RawMessage `json:"statuses,omitempty"`
+	ClusterStatuses json.RawMessage `json:"cluster_statuses,omitempty"`
 }
 
 // maxLine bounds one JSONL line; longer lines are read and then rejected by
@@ -127,6 +132,7 @@ func entryMessage(origin string, doc []byte) *events.Message {
 				var e Entry
 				if json.Unmarshal(doc, &e) == nil {
 					m.Body, m.Snapshot, m.OwnerSnapshot = e.Event, nullToNil(e.Resource), nullToNil(e.Cluster)
+					m.StatusesSnapshot, m.OwnerStatusesSnapshot = nullToNil(e.Statuses), nullToNil(e.ClusterStatuses)
 				} else {
 					m.Body = ev
 				}

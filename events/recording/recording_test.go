@@ -88,9 +88,16 @@ func TestWriterRoundTrip(t *testing.T) {
 	if err := w.Write(Entry{Event: []byte(`{"specversion":"1.0","id":"x"}`), Resource: []byte(`{"id":"r"}`)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Write(Entry{Event: []byte(`{"specversion":"1.0","id":"y"}`), Resource: []byte(`{"id":"np"}`), Cluster: []byte(`{"id":"c"}`),
+		Statuses: []byte(`[]`), ClusterStatuses: []byte(`[{"adapter":"landing-zone"}]`)}); err != nil {
+		t.Fatal(err)
+	}
 	fh.Close()
 	msgs, err := Load(f)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Snapshot) != `{"id":"r"}` || msgs[0].OwnerSnapshot != nil {
+	if err != nil || len(msgs) != 2 || string(msgs[0].Snapshot) != `{"id":"r"}` || msgs[0].OwnerSnapshot != nil || msgs[0].StatusesSnapshot != nil {
 		t.Fatalf("%+v %v", msgs, err)
+	}
+	if string(msgs[1].StatusesSnapshot) != `[]` || string(msgs[1].OwnerStatusesSnapshot) != `[{"adapter":"landing-zone"}]` {
+		t.Fatalf("status report snapshots: %q %q", msgs[1].StatusesSnapshot, msgs[1].OwnerStatusesSnapshot)
 	}
 }

@@ -398,7 +398,44 @@ func simulatedStatus(obj *unstructured.Unstructured) map[string]any {
 		return map[string]any{"phase": "Running", "conditions": ready("Ready")}
 	case "PersistentVolumeClaim":
 		return map[string]any{"phase": "Bound"}
+	case "OAuth": // OpenShift's cluster configuration: its status is empty
+		return map[string]any{}
+	case "ResourceQuota":
+		hard, _, _ := unstructured.NestedMap(obj.Object, "spec", "hard")
+		used := make(map[string]any, len(hard))
+		for k := range hard {
+			used[k] = "0"
+		}
+		return map[string]any{"hard": hard, "used": used}
+	case "NodePool": // HyperShift's: its nodes joined, at the release's version
+		replicas, found, _ := unstructured.NestedInt64(obj.Object, "spec", "replicas")
+		if !found {
+			replicas, _, _ = unstructured.NestedInt64(obj.Object, "spec", "autoScaling", "min")
+		}
+		image, _, _ := unstructured.NestedString(obj.Object, "spec", "release", "image")
+		return map[string]any{"replicas": replicas, "version": releaseVersion(image), "conditions": ready("Ready")}
+	case "IngressController": // OpenShift's: admitted on its domain, every replica up
+		domain, _, _ := unstructured.NestedString(obj.Object, "spec", "domain")
+		replicas, found, _ := unstructured.NestedInt64(obj.Object, "spec", "replicas")
+		if !found {
+			replicas = 2
+		}
+		return map[string]any{"domain": domain, "availableReplicas": replicas, "conditions": ready("Available")}
 	default:
 		return map[string]any{"conditions": ready("Ready")}
 	}
+}
+
+// releaseVersion is the version a release image names in its tag
+// (…:v4.14.0 or …:4.14.0-x86_64 give 4.14.0), or "" without one.
+func releaseVersion(image string) string {
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i:], "/") {
+		return ""
+	}
+	tag := strings.TrimPrefix(image[i+1:], "v")
+	if j := strings.IndexByte(tag, '-'); j >= 0 {
+		tag = tag[:j]
+	}
+	return tag
 }
