@@ -324,15 +324,21 @@ func (d *Delivery) prune(ctx context.Context, refs []objectRef, work string, gen
 		if have, ok := objectGeneration(live); guarded && ok && have > gen {
 			continue
 		}
-		if err := d.deleteObject(ctx, ri, live); err != nil {
+		if err := d.deleteObject(ctx, ri, live, true); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterface, live *unstructured.Unstructured) error {
+// deleteObject deletes live, on condition that it is still that object
+// (its UID) and, when checkVersion, unchanged since it was read.
+func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterface, live *unstructured.Unstructured, checkVersion bool) error {
 	uid, rv := live.GetUID(), live.GetResourceVersion()
+	pre := &metav1.Preconditions{UID: &uid}
+	if checkVersion {
+		pre.ResourceVersion = &rv
+	}
 	propagation := d.opts.DeletePropagation
 	if propagation == metav1.DeletePropagationOrphan {
 		// A work that says Foreground itself, under an adapter that orphans
@@ -340,7 +346,7 @@ func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterfac
 		propagation = metav1.DeletePropagationBackground
 	}
 	err := ri.Delete(ctx, live.GetName(), metav1.DeleteOptions{
-		Preconditions:     &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
+		Preconditions:     pre,
 		PropagationPolicy: &propagation,
 	})
 	switch {
@@ -414,7 +420,10 @@ func (d *Delivery) finalize(ctx context.Context, s *corev1.Secret, rec *record) 
 		if live.GetDeletionTimestamp() != nil {
 			continue
 		}
-		if err := d.deleteObject(ctx, d.resource(ref), live); err != nil {
+		// Read from the cache, which may lag: only the UID is checked. No
+		// newer generation of a deleted work writes its objects (Apply
+		// waits for the record to go).
+		if err := d.deleteObject(ctx, d.resource(ref), live, false); err != nil {
 			return err
 		}
 	}

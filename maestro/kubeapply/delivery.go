@@ -104,6 +104,7 @@ type Delivery struct {
 	mu      sync.Mutex
 	emitted map[string]*workv1.ManifestWork // record name → the work last reported
 	owners  map[objectKey]map[string]struct{}
+	owned   map[string][]objectKey // record name → its keys in owners
 
 	wmu      sync.RWMutex
 	watchers map[*watcher]struct{}
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Delivery, error)
 		stop:     make(chan struct{}),
 		emitted:  map[string]*workv1.ManifestWork{},
 		owners:   map[objectKey]map[string]struct{}{},
+		owned:    map[string][]objectKey{},
 		watchers: map[*watcher]struct{}{},
 	}
 	if err := d.checkAccess(ctx); err != nil {
@@ -329,7 +331,7 @@ func (d *Delivery) cached(ref objectRef) *unstructured.Unstructured {
 	return u
 }
 
-// record is the work's record as the informer has it.
+// cachedRecord is the work's record as the informer has it.
 func (d *Delivery) cachedRecord(name string) (*corev1.Secret, *record, bool) {
 	obj, ok, err := d.records.GetIndexer().GetByKey(d.opts.Namespace + "/" + name)
 	if err != nil || !ok {
@@ -396,6 +398,7 @@ func (d *Delivery) sync(name string) error {
 			d.owners[r.key()] = map[string]struct{}{}
 		}
 		d.owners[r.key()][name] = struct{}{}
+		d.owned[name] = append(d.owned[name], r.key())
 	}
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.SyncTimeout)
@@ -430,12 +433,13 @@ func (d *Delivery) sync(name string) error {
 
 // forget drops name from the owners index; d.mu held.
 func (d *Delivery) forget(name string) {
-	for k, names := range d.owners {
-		delete(names, name)
-		if len(names) == 0 {
+	for _, k := range d.owned[name] {
+		delete(d.owners[k], name)
+		if len(d.owners[k]) == 0 {
 			delete(d.owners, k)
 		}
 	}
+	delete(d.owned, name)
 }
 
 // fingerprint is what a watcher should hear about when it changes: the
