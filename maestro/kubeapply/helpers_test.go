@@ -48,10 +48,10 @@ func ensureNamespace(t testing.TB, cs kubernetes.Interface, name string) {
 	}
 }
 
-// newEnv starts a Delivery (options from mutate) and, at cleanup, checks
-// that every work the test deleted is gone, records included, before it
-// closes the delivery: a record left behind would keep its namespace
-// Terminating.
+// newEnv starts a Delivery (options from mutate). At cleanup it deletes
+// every work the test left and checks that they are all gone, records
+// included, before it closes the delivery: a record left behind would keep
+// its namespace Terminating.
 func newEnv(t *testing.T, mutate func(*kubeapply.Options)) *env {
 	t.Helper()
 	cfg := kubetest.Require(t)
@@ -71,36 +71,41 @@ func newEnv(t *testing.T, mutate func(*kubeapply.Options)) *env {
 	if err != nil {
 		t.Fatalf("kubeapply.New: %v", err)
 	}
-	t.Cleanup(func() {
-		defer d.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		var left []corev1.Secret
-		for {
-			list, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: kubeapply.LabelDeliveredBy})
-			if err == nil {
-				left = left[:0]
-				for _, s := range list.Items {
-					if s.DeletionTimestamp != nil {
-						left = append(left, s)
-					}
-				}
-				if len(left) == 0 {
-					return
-				}
-			}
-			select {
-			case <-ctx.Done():
-				for _, s := range left {
-					t.Errorf("work record %s (%s/%s) still being deleted after %s", s.Name,
-						s.Annotations[kubeapply.AnnotationConsumer], s.Annotations[kubeapply.AnnotationWorkName], waitTimeout)
-					s.Finalizers = nil
-					_, _ = cs.CoreV1().Secrets(ns).Update(context.Background(), &s, metav1.UpdateOptions{})
-				}
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
+	t.Cleanup(func() { deleteAllAndClose(t, cs, ns, d) })
 	return &env{cfg: cfg, cs: cs, namespace: ns, d: d}
+}
+
+// deleteAllAndClose deletes every work whose record is in ns through d,
+// waits for the records to go and closes d.
+func deleteAllAndClose(t *testing.T, cs kubernetes.Interface, ns string, d *kubeapply.Delivery) {
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	list, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: kubeapply.LabelDeliveredBy})
+	if err != nil {
+		t.Errorf("listing work records: %v", err)
+		return
+	}
+	for _, s := range list.Items {
+		if err := d.Delete(ctx, s.Annotations[kubeapply.AnnotationConsumer], s.Annotations[kubeapply.AnnotationWorkName]); err != nil {
+			t.Errorf("deleting work %s: %v", s.Name, err)
+		}
+	}
+	for {
+		list, err = cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: kubeapply.LabelDeliveredBy})
+		if err == nil && len(list.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			for _, s := range list.Items {
+				t.Errorf("work record %s (%s/%s) still there %s after its deletion", s.Name,
+					s.Annotations[kubeapply.AnnotationConsumer], s.Annotations[kubeapply.AnnotationWorkName], waitTimeout)
+				s.Finalizers = nil
+				_, _ = cs.CoreV1().Secrets(ns).Update(context.Background(), &s, metav1.UpdateOptions{})
+			}
+			return
+		case <-time.After(20 * time.Millisecond): // polling interval of a bounded wait
+		}
+	}
 }

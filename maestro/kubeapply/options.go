@@ -11,6 +11,14 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 )
 
+// The environment variables that set Options in the adapter; Validate's
+// errors name them.
+const (
+	EnvNamespace         = "KUBE_WORK_NAMESPACE"
+	EnvFieldManager      = "KUBE_FIELD_MANAGER"
+	EnvDeletePropagation = "KUBE_DELETE_PROPAGATION"
+)
+
 // Options configures a Delivery. Zero durations take the defaults.
 type Options struct {
 	// Namespace holds the work records (one Secret per work). Required.
@@ -51,9 +59,9 @@ type Options struct {
 func (o Options) Validate() error {
 	switch {
 	case strings.TrimSpace(o.Namespace) == "":
-		return fmt.Errorf("kubernetes delivery options: Namespace (of the work records) is required")
+		return fmt.Errorf("%s: not set, and not running in a pod whose namespace could be read (the namespace of the work records)", EnvNamespace)
 	case o.FieldManager == "":
-		return fmt.Errorf("kubernetes delivery options: FieldManager is required")
+		return fmt.Errorf("%s: the field manager is required", EnvFieldManager)
 	case o.ConflictRetries < 0:
 		return fmt.Errorf("kubernetes delivery options: ConflictRetries must not be negative, got %d", o.ConflictRetries)
 	case o.RetryInitial < 0 || o.RetryMax < 0 || o.DeleteWait < 0 || o.SyncTimeout < 0:
@@ -62,16 +70,16 @@ func (o Options) Validate() error {
 		return fmt.Errorf("kubernetes delivery options: RetryInitial %s exceeds RetryMax %s", o.RetryInitial, o.RetryMax)
 	}
 	if errs := validation.IsValidLabelValue(o.FieldManager); len(errs) > 0 {
-		return fmt.Errorf("kubernetes delivery options: FieldManager %q is not a valid label value: %s", o.FieldManager, strings.Join(errs, "; "))
+		return fmt.Errorf("%s: %q is not a valid label value: %s", EnvFieldManager, o.FieldManager, strings.Join(errs, "; "))
 	}
 	if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
-		return fmt.Errorf("kubernetes delivery options: Namespace %q: %s", o.Namespace, strings.Join(errs, "; "))
+		return fmt.Errorf("%s: %q is not a namespace name: %s", EnvNamespace, o.Namespace, strings.Join(errs, "; "))
 	}
 	switch o.DeletePropagation {
 	case "", metav1.DeletePropagationForeground, metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan:
 	default:
-		return fmt.Errorf("kubernetes delivery options: DeletePropagation must be %s, %s or %s, got %q",
-			metav1.DeletePropagationForeground, metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan, o.DeletePropagation)
+		return fmt.Errorf("%s: %q, want %s, %s or %s", EnvDeletePropagation, o.DeletePropagation,
+			metav1.DeletePropagationForeground, metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan)
 	}
 	return nil
 }
