@@ -77,7 +77,7 @@ func newEnv(t *testing.T, mutate func(*kubeapply.Options)) *env {
 
 // deleteAllAndClose deletes every work whose record is in ns through d,
 // waits for the records to go and closes d.
-func deleteAllAndClose(t *testing.T, cs kubernetes.Interface, ns string, d *kubeapply.Delivery) {
+func deleteAllAndClose(t testing.TB, cs kubernetes.Interface, ns string, d *kubeapply.Delivery) {
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -482,4 +483,66 @@ func TestMissingPermissionsArePermanent(t *testing.T) {
 	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "secrets") || !strings.Contains(err.Error(), ns) {
 		t.Fatalf("New without RBAC: %v, want a Permanent error naming secrets in %s", err, ns)
 	}
+}
+
+// The RBAC the README documents for the namespace adapter is enough: the
+// delivery runs as a service account bound to exactly that, applies the
+// namespace adapter's work and deletes it.
+func TestDocumentedRBACSuffices(t *testing.T) {
+	cfg := kubetest.Require(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ns := kubetest.Namespace(t, cs)
+	ctx := testContext(t)
+	sa := "adapter"
+	name := randomName("kubeapply-rbac-")
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}
+	verbs := []string{"get", "list", "watch", "create", "patch", "delete"}
+	for _, err := range []error{
+		create(ctx, cs.RbacV1().Roles(ns).Create, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}}}}),
+		create(ctx, cs.RbacV1().RoleBindings(ns).Create, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}, Subjects: subject}),
+		create(ctx, cs.RbacV1().ClusterRoles().Create, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces", "configmaps"}, Verbs: verbs}}}),
+		create(ctx, cs.RbacV1().ClusterRoleBindings().Create, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}, Subjects: subject}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = cs.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	as := rest.CopyConfig(cfg)
+	as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + sa}
+	d, err := kubeapply.New(ctx, as, kubeapply.Options{Namespace: ns, FieldManager: "kubeapply-rbac", Logger: maestrotest.SlogLogger(t)})
+	if err != nil {
+		t.Fatalf("New as the service account: %v", err)
+	}
+	t.Cleanup(func() { deleteAllAndClose(t, cs, ns, d) })
+	e := &env{cfg: as, cs: cs, namespace: ns, d: d}
+	target := randomName("kubeapply-")
+	work := randomName("w-")
+	e.apply(t, newWork(t, "c", work, 1, namespace(target), configMap(target, "info", map[string]any{"k": "v"})))
+	e.waitCondition(t, "c", work, 1, workv1.WorkAvailable, metav1.ConditionTrue)
+	e.apply(t, newWork(t, "c", work, 2, namespace(target)))
+	if err := d.Delete(ctx, "c", work); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "work and namespace gone", func() error {
+		if _, err := d.Get(ctx, "c", work); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("work: Get %v", err)
+		}
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, target, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace: %v", err)
+		}
+		return nil
+	})
+}
+
+func create[T any](ctx context.Context, f func(context.Context, T, metav1.CreateOptions) (T, error), obj T) error {
+	_, err := f(ctx, obj, metav1.CreateOptions{})
+	return err
 }
