@@ -112,6 +112,10 @@ type Delivery struct {
 
 var _ maestro.Delivery = (*Delivery)(nil)
 
+// errNotListed: an informer the work's status needs has not listed its
+// objects yet.
+var errNotListed = errors.New("informer has not listed its objects yet")
+
 var manifestWorks = schema.GroupResource{Group: workv1.GroupName, Resource: "manifestworks"}
 
 // New checks opts and the adapter's permissions on the work records (a
@@ -369,7 +373,11 @@ func (d *Delivery) work() {
 			return
 		}
 		if err := d.sync(name); err != nil {
-			d.log.Warn("work record: will try again", "record", name, "error", err)
+			level := slog.LevelWarn
+			if errors.Is(err, errNotListed) {
+				level = slog.LevelDebug // a kind's informer just started
+			}
+			d.log.Log(context.Background(), level, "work record: will try again", "record", name, "error", err)
 			d.queue.AddRateLimited(name)
 		} else {
 			d.queue.Forget(name)
@@ -401,6 +409,13 @@ func (d *Delivery) sync(name string) error {
 		d.owned[name] = append(d.owned[name], r.key())
 	}
 	d.mu.Unlock()
+	// Never wait for an informer here: a kind the adapter may not list
+	// would hold up every work's status. Come back when it has listed.
+	for _, r := range union(rec.Objects, rec.Manifests) {
+		if !d.informer(r.gvr())() {
+			return fmt.Errorf("%w: %s", errNotListed, r.gvr().GroupResource())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.SyncTimeout)
 	defer cancel()
 	go func() {
@@ -410,9 +425,6 @@ func (d *Delivery) sync(name string) error {
 		case <-ctx.Done():
 		}
 	}()
-	if err := d.waitInformers(ctx, union(rec.Objects, rec.Manifests)); err != nil {
-		return err
-	}
 	var finalizeErr error
 	if s.DeletionTimestamp != nil {
 		finalizeErr = d.finalize(ctx, s, rec)
