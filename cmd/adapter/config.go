@@ -61,7 +61,7 @@ type Config struct {
 	// DELIVERY=kubernetes: the manifests are server-side applied to the
 	// Kubernetes API of KUBECONFIG, or in-cluster (maestro/kubeapply.Options).
 	KubeWorkNamespace     string `envconfig:"KUBE_WORK_NAMESPACE" desc:"kubernetes delivery: namespace of the work records, one Secret per work (default: the adapter's own, or the KUBECONFIG context's)"`
-	KubeFieldManager      string `envconfig:"KUBE_FIELD_MANAGER" desc:"kubernetes delivery: server-side apply field manager, also the hyperfleet.io/delivered-by label of everything written (default: hyperfleet-adapter-<name>); replicas share it, different adapters must not"`
+	KubeFieldManager      string `envconfig:"KUBE_FIELD_MANAGER" desc:"kubernetes delivery: server-side apply field manager of the records and of manifests whose work names none, also the hyperfleet.io/delivered-by label of everything written (default: hyperfleet-adapter-<name>); replicas share it, different adapters must not"`
 	KubeDeletePropagation string `envconfig:"KUBE_DELETE_PROPAGATION" default:"Foreground" desc:"kubernetes delivery: what deleting a work (or dropping a manifest) does to its objects: Foreground or Background (deleted with that propagation) or Orphan (kept)"`
 
 	// The resources.

@@ -33,6 +33,11 @@ var errLostRace = errors.New("changed concurrently")
 type manifest struct {
 	ref objectRef
 	obj *unstructured.Unstructured
+	// manager and force are the server-side apply field manager and force
+	// flag: the work's ServerSideApply update strategy for the manifest, if
+	// it has one, else Options.FieldManager, forced.
+	manager string
+	force   bool
 }
 
 // Apply implements maestro.Delivery; see the package documentation.
@@ -261,7 +266,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 
 	live, err := ri.Get(ctx, m.ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		created, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: d.opts.FieldManager})
+		created, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: m.manager})
 		if apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("%w: %w", errLostRace, err)
 		}
@@ -271,7 +276,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 		// Create records its fields under an Update entry of the field
 		// manager, which a later apply does not release: hand them to the
 		// Apply entry (the patch tests the resourceVersion).
-		patch, err := csaupgrade.UpgradeManagedFieldsPatch(created, sets.New(d.opts.FieldManager), d.opts.FieldManager)
+		patch, err := csaupgrade.UpgradeManagedFieldsPatch(created, sets.New(m.manager), m.manager)
 		if err == nil && patch != nil {
 			_, err = ri.Patch(ctx, m.ref.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
 		}
@@ -290,8 +295,10 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 		return fmt.Errorf("%s is at generation %d, not applying generation %d: %w", m.ref, have, gen, maestro.ErrStaleGeneration)
 	}
 	obj.SetResourceVersion(live.GetResourceVersion())
-	force := true
-	_, err = ri.Apply(ctx, m.ref.Name, obj, metav1.ApplyOptions{FieldManager: d.opts.FieldManager, Force: force})
+	_, err = ri.Apply(ctx, m.ref.Name, obj, metav1.ApplyOptions{FieldManager: m.manager, Force: m.force})
+	if fieldConflict(err) {
+		return events.Permanent(fmt.Errorf("server-side apply as %s (not forced) conflicts with other field managers: %w", m.manager, err))
+	}
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: %w", errLostRace, err)
 	}
@@ -540,9 +547,55 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 				return nil, events.Permanentf("applying work %s/%s: manifest %d: %s appears twice", w.Namespace, w.Name, i, ref)
 			}
 		}
-		out = append(out, manifest{ref: ref, obj: obj})
+		m := manifest{ref: ref, obj: obj, manager: d.opts.FieldManager, force: true}
+		if st := updateStrategy(w.Spec.ManifestConfigs, ref); st != nil {
+			switch st.Type {
+			case "", workv1.UpdateStrategyTypeUpdate:
+			case workv1.UpdateStrategyTypeServerSideApply:
+				m.force = false
+				if st.ServerSideApply != nil {
+					m.force = st.ServerSideApply.Force
+					if st.ServerSideApply.FieldManager != "" {
+						m.manager = st.ServerSideApply.FieldManager
+					}
+				}
+			default:
+				// The informers only see objects this delivery labelled, so
+				// it cannot report on objects it must not write.
+				return nil, events.Permanentf("applying work %s/%s: manifest %d (%s): update strategy %s is not supported by the kubernetes delivery",
+					w.Namespace, w.Name, i, ref, st.Type)
+			}
+		}
+		out = append(out, m)
 	}
 	return out, nil
+}
+
+// updateStrategy is the update strategy the work's manifestConfigs give
+// ref, or nil.
+func updateStrategy(configs []workv1.ManifestConfigOption, ref objectRef) *workv1.UpdateStrategy {
+	for _, c := range configs {
+		id := c.ResourceIdentifier
+		if id.Group == ref.Group && id.Resource == ref.Resource && id.Namespace == ref.Namespace && id.Name == ref.Name && c.UpdateStrategy != nil {
+			return c.UpdateStrategy
+		}
+	}
+	return nil
+}
+
+// fieldConflict reports a server-side apply refused because other field
+// managers own fields the manifest sets (not forced): retrying cannot help.
+func fieldConflict(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if c.Type == metav1.CauseTypeFieldManagerConflict {
+			return true
+		}
+	}
+	return false
 }
 
 // generationOf reads AnnotationGeneration of the work being applied.

@@ -17,8 +17,12 @@
 // What the maestro.Delivery methods mean here:
 //
 //   - Apply writes the record (guarded by its resourceVersion), then applies
-//     each manifest in order with server-side apply (field manager
-//     Options.FieldManager, forcing ownership), each object labelled
+//     each manifest in order with server-side apply (field manager and force
+//     flag from the manifest's ServerSideApply update strategy, which the
+//     handlers set, else Options.FieldManager, forced; a conflict that is
+//     not forced fails like a refused manifest; CreateOnly and ReadOnly are
+//     refused, as the informers only see objects the delivery labelled),
+//     each object labelled
 //     LabelDeliveredBy and annotated with its work and resource generation
 //     (maestro.AnnotationGeneration). Every object write is guarded too: the
 //     object is read, refused as stale when the same work already wrote a

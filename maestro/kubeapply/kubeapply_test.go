@@ -546,3 +546,55 @@ func create[T any](ctx context.Context, f func(context.Context, T, metav1.Create
 	_, err := f(ctx, obj, metav1.CreateOptions{})
 	return err
 }
+
+// A manifest's ServerSideApply update strategy (what the handlers write)
+// is honoured: its field manager, and its force flag (a conflict with
+// another manager, not forced, is a Permanent failure and the work
+// Degraded); the strategies the delivery cannot honour are refused.
+func TestUpdateStrategy(t *testing.T) {
+	e := newEnv(t, nil)
+	ensureNamespace(t, e.cs, "conformance")
+	strategy := func(w *workv1.ManifestWork, name string, st workv1.UpdateStrategy) {
+		w.Spec.ManifestConfigs = append(w.Spec.ManifestConfigs, workv1.ManifestConfigOption{
+			ResourceIdentifier: workv1.ResourceIdentifier{Resource: "configmaps", Namespace: "conformance", Name: name},
+			UpdateStrategy:     &st,
+		})
+	}
+	work := randomName("w-")
+	cmName := randomName("cm-")
+	t.Cleanup(func() { _ = e.d.Delete(context.Background(), "c", work) })
+	w := newWork(t, "c", work, 1, configMap("conformance", cmName, map[string]any{"a": "1"}))
+	strategy(w, cmName, workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeServerSideApply,
+		ServerSideApply: &workv1.ServerSideApplyConfig{FieldManager: "hyperfleet-namespace"}})
+	e.apply(t, w)
+	cm, err := e.cs.CoreV1().ConfigMaps("conformance").Get(context.Background(), cmName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.ManagedFields) != 1 || cm.ManagedFields[0].Manager != "hyperfleet-namespace" {
+		t.Fatalf("managedFields %+v, want the work's field manager hyperfleet-namespace alone", cm.ManagedFields)
+	}
+
+	// Someone else takes data.a over; the work, not forcing, may not.
+	cm.Data["a"] = "theirs"
+	if _, err := e.cs.CoreV1().ConfigMaps("conformance").Update(context.Background(), cm, metav1.UpdateOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	w2 := newWork(t, "c", work, 2, configMap("conformance", cmName, map[string]any{"a": "2"}))
+	w2.Spec.ManifestConfigs = w.Spec.ManifestConfigs
+	_, err = e.d.Apply(testContext(t), w2)
+	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "conflicts with other field managers") {
+		t.Fatalf("a non-forced apply over another manager's field: %v, want a Permanent conflict", err)
+	}
+	e.waitCondition(t, "c", work, 2, workv1.WorkDegraded, metav1.ConditionTrue)
+	if data, _ := e.configMapData(t, "conformance", cmName); data["a"] != "theirs" {
+		t.Fatalf("data %v: the refused apply changed the object", data)
+	}
+
+	other := randomName("w-")
+	w3 := newWork(t, "c", other, 1, configMap("conformance", cmName, map[string]any{"a": "1"}))
+	strategy(w3, cmName, workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeReadOnly})
+	if _, err := e.d.Apply(testContext(t), w3); err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "ReadOnly") {
+		t.Fatalf("a ReadOnly manifest: %v, want a Permanent error naming the strategy", err)
+	}
+}
