@@ -22,7 +22,7 @@ type Config struct {
 	AdapterName string `envconfig:"ADAPTER_NAME" desc:"adapter name in work names and status reports (default: the type)"`
 
 	// Delivery.
-	Delivery           string        `envconfig:"DELIVERY" desc:"where works go: maestro (a Maestro server over gRPC, see MAESTRO_*), job (a Kubernetes Job running maestro-cli per apply or delete, see JOB_* and MAESTRO_*) or embedded (in-process Maestro stand-in with a simulated agent); adapter run requires it, replay defaults to embedded"`
+	Delivery           string        `envconfig:"DELIVERY" desc:"where works go: maestro (a Maestro server over gRPC, see MAESTRO_*), job (a Kubernetes Job running maestro-cli per apply or delete, see JOB_* and MAESTRO_*), kubernetes (server-side apply to the cluster KUBECONFIG or in-cluster points at, see KUBE_*) or embedded (in-process Maestro stand-in with a simulated agent); adapter run requires it, replay defaults to embedded"`
 	EmbeddedAgentDelay time.Duration `envconfig:"EMBEDDED_AGENT_DELAY" default:"0s" desc:"embedded backend: how long the simulated agent waits before reporting status"`
 	SourceID           string        `envconfig:"MAESTRO_SOURCE_ID" desc:"Maestro source id (default: hyperfleet-adapter-<name>); replicas of one adapter share it, different adapters must not"`
 
@@ -60,6 +60,12 @@ type Config struct {
 	JobStatusReporterImage string        `envconfig:"JOB_STATUS_REPORTER_IMAGE" desc:"job delivery: HyperFleet status-reporter image, run as a sidecar that writes the outcome onto the Job; empty: the outcome is read from the Job and maestro-cli's container status"`
 	JobMaestroTLSSecret    string        `envconfig:"JOB_MAESTRO_TLS_SECRET" desc:"job delivery: Secret (ca.crt, tls.crt, tls.key) mounted into the Jobs for mTLS to Maestro"`
 	JobDeleteWait          time.Duration `envconfig:"JOB_DELETE_WAIT" default:"30s" desc:"job delivery: how long a delete follows its Job, so that a failed deletion is reported as one"`
+
+	// DELIVERY=kubernetes: the manifests are server-side applied to the
+	// Kubernetes API of KUBECONFIG, or in-cluster (maestro/kubeapply.Options).
+	KubeWorkNamespace     string `envconfig:"KUBE_WORK_NAMESPACE" desc:"kubernetes delivery: namespace of the work records, one Secret per work (default: the adapter's own, or the KUBECONFIG context's)"`
+	KubeFieldManager      string `envconfig:"KUBE_FIELD_MANAGER" desc:"kubernetes delivery: server-side apply field manager of the records and of manifests whose work names none, also the hyperfleet.io/delivered-by label of everything written (default: hyperfleet-adapter-<name>); replicas share it, different adapters must not"`
+	KubeDeletePropagation string `envconfig:"KUBE_DELETE_PROPAGATION" default:"Foreground" desc:"kubernetes delivery: what deleting a work (or dropping a manifest) does to its objects: Foreground or Background (deleted with that propagation) or Orphan (kept)"`
 
 	// The resources.
 	APIURL         string        `envconfig:"HYPERFLEET_API_URL" desc:"HyperFleet API base URL; resources are read with GET href"`
@@ -127,7 +133,7 @@ func loadConfig() (Config, error) {
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdapterType, "adapter", c.AdapterType, "adapter type (env ADAPTER_TYPE)")
 	fs.StringVar(&c.AdapterName, "adapter-name", c.AdapterName, "adapter name (env ADAPTER_NAME, default the type)")
-	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: maestro = a Maestro server, see MAESTRO_*; job = a Kubernetes Job running maestro-cli, see JOB_*; embedded = in-process Maestro stand-in with a simulated agent (replay's default; run requires a choice) (env DELIVERY)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "delivery backend: maestro = a Maestro server, see MAESTRO_*; job = a Kubernetes Job running maestro-cli, see JOB_*; kubernetes = server-side apply to KUBECONFIG's cluster, see KUBE_*; embedded = in-process Maestro stand-in with a simulated agent (replay's default; run requires a choice) (env DELIVERY)")
 	fs.StringVar(&c.APIDir, "api-dir", c.APIDir, "read resources from this directory instead of the API (env API_DIR)")
 	fs.StringVar(&c.APIURL, "api-url", c.APIURL, "HyperFleet API base URL (env HYPERFLEET_API_URL)")
 	fs.StringVar(&c.StatusOut, "status-out", c.StatusOut, "status events output file, - for stdout (env STATUS_OUT; replay default -)")
@@ -151,7 +157,7 @@ func (c *Config) Validate() error {
 		c.AdapterName = c.AdapterType
 	}
 	switch c.Delivery {
-	case "", "embedded", "maestro", "job": // unset: each command decides (run refuses, replay takes embedded)
+	case "", "embedded", "maestro", "job", "kubernetes": // unset: each command decides (run refuses, replay takes embedded)
 	default:
 		return fmt.Errorf("DELIVERY (--delivery): %q is not a delivery backend, want %s", c.Delivery, deliveryChoices)
 	}
@@ -169,11 +175,14 @@ func (c *Config) Validate() error {
 	if c.SourceID == "" {
 		c.SourceID = "hyperfleet-adapter-" + c.AdapterName
 	}
+	if c.KubeFieldManager == "" {
+		c.KubeFieldManager = "hyperfleet-adapter-" + c.AdapterName
+	}
 	return nil
 }
 
 // deliveryChoices names DELIVERY's values for error messages.
-const deliveryChoices = "maestro (a Maestro server), job (a Kubernetes Job running maestro-cli per change) or embedded (the in-process stand-in with a simulated agent, for tests)"
+const deliveryChoices = "maestro (a Maestro server), job (a Kubernetes Job running maestro-cli per change), kubernetes (server-side apply to the cluster of KUBECONFIG or in-cluster) or embedded (the in-process stand-in with a simulated agent, for tests)"
 
 // validateRun checks what only adapter run requires. A forgotten DELIVERY
 // must not fall back to the simulated agent: the adapter would acknowledge

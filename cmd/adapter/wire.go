@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -25,6 +26,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/kubeapply"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/preconditions"
@@ -72,6 +74,7 @@ type plan struct {
 	// (with the Kubernetes client configuration it was checked with).
 	remote remote.Options
 	job    *jobPlan
+	kube   *kubePlan
 }
 
 type jobPlan struct {
@@ -142,6 +145,12 @@ func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan,
 			return nil, fmt.Errorf("DELIVERY=job: %w", err)
 		}
 		pl.job = jp
+	case "kubernetes":
+		kp, err := planKubeDelivery(cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("DELIVERY=kubernetes: %w", err)
+		}
+		pl.kube = kp
 	}
 	return pl, nil
 }
@@ -203,6 +212,14 @@ func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink event
 			return nil, nil, fmt.Errorf("DELIVERY=job: %w", err)
 		}
 		g.Start(lifecycle.Part{Name: "delivery (job)", Close: func() error { backend.Close(); return nil }})
+		ready = backend.Ready
+		delivery = backend
+	case "kubernetes":
+		backend, err := kubeapply.New(ctx, pl.kube.cfg, pl.kube.opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DELIVERY=kubernetes: %w", err)
+		}
+		g.Start(lifecycle.Part{Name: "delivery (kubernetes)", Close: func() error { backend.Close(); return nil }})
 		ready = backend.Ready
 		delivery = backend
 	default:
@@ -274,6 +291,36 @@ func (jp *jobPlan) connect(ctx context.Context, obs pipeline.Observer) (*jobs.De
 	// Kubernetes call metrics, when the pipeline's metrics take them.
 	opts.Observer, _ = obs.(jobs.Observer)
 	return jobs.New(ctx, cs, opts)
+}
+
+// kubePlan is the kubernetes delivery's client configuration and options.
+type kubePlan struct {
+	cfg  *rest.Config
+	opts kubeapply.Options
+}
+
+// planKubeDelivery reads the Kubernetes client configuration (KUBECONFIG,
+// or in-cluster; no connection yet) and checks the kubernetes delivery's
+// options; the records go to KUBE_WORK_NAMESPACE, by default the adapter's
+// own namespace.
+func planKubeDelivery(cfg Config, log *slog.Logger) (*kubePlan, error) {
+	kcfg, namespace, err := jobs.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.KubeWorkNamespace != "" {
+		namespace = cfg.KubeWorkNamespace
+	}
+	opts := kubeapply.Options{
+		Namespace:         namespace,
+		FieldManager:      cfg.KubeFieldManager,
+		DeletePropagation: metav1.DeletionPropagation(cfg.KubeDeletePropagation),
+		Logger:            log,
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &kubePlan{cfg: kcfg, opts: opts}, nil
 }
 
 func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, error) {
