@@ -251,6 +251,18 @@ func TestBuildStatus(t *testing.T) {
 		m.StatusFeedbacks.Values[1].Value.Type != workv1.JsonRaw {
 		t.Errorf("feedback = %+v", m.StatusFeedbacks.Values)
 	}
+	if c := meta.FindStatusCondition(m.Conditions, ConditionFeedbackSynced); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("%s = %+v, want True", ConditionFeedbackSynced, c)
+	}
+	// A rule that cannot be evaluated: the other values still come, and
+	// the condition says what failed.
+	w.Spec.ManifestConfigs[0].FeedbackRules[0].JsonPaths = append(w.Spec.ManifestConfigs[0].FeedbackRules[0].JsonPaths,
+		workv1.JsonPath{Name: "bad", Path: ".status[?("})
+	m = a.buildStatus(w).ResourceStatus.Manifests[0]
+	if c := meta.FindStatusCondition(m.Conditions, ConditionFeedbackSynced); c == nil || c.Status != metav1.ConditionFalse ||
+		!strings.Contains(c.Message, "bad") || len(m.StatusFeedbacks.Values) != 2 {
+		t.Errorf("with an unparsable path: %s = %+v, feedback %+v", ConditionFeedbackSynced, c, m.StatusFeedbacks.Values)
+	}
 
 	a.opts.Fail = func(*workv1.ManifestWork) error { return errors.New("quota exceeded") }
 	st = a.buildStatus(w)
