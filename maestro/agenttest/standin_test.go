@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -62,7 +63,7 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 	ns := "agenttest-fb-" + suffix
 	const name = "feedback"
 	t.Cleanup(func() {
-		// The real agent deletes the Namespace with the work.
+		// Best effort, after a failure; the test deletes them itself.
 		_ = be.Delete(context.Background(), real, name)
 		_ = be.Delete(context.Background(), standIn, name)
 	})
@@ -116,6 +117,25 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 			t.Errorf("real agent: %s = %s, the test expects %s", k, orNone(want[k]), orNone(v))
 		}
 	}
+	// Leave nothing behind on the shared kube-apiserver: the real agent
+	// deletes the Namespace (and what is in it) with the work.
+	for _, consumer := range []string{real, standIn} {
+		if err := be.Delete(ctx, consumer, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := time.Now().Add(deadline)
+	for {
+		_, err := be.Get(ctx, real, name)
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("work %s/%s not deleted within %s: %v", real, name, deadline, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Maestro's agent raises the OCM agent's 1024-byte limit on a JSON
 	// value: the whole data, over 2 KiB, comes back.
 	if v := want["ConfigMap/data"]; !strings.HasPrefix(v, `JsonRaw:{"big":"xxx`) || len(v) < bigValueBytes {
