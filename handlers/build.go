@@ -172,9 +172,10 @@ var statuslessKinds = map[schema.GroupKind]bool{
 
 // statusFeedback is the feedback rule of kinds without rules of their own:
 // the whole status, as JSON. Maestro's agent returns a JSON value only up
-// to --max-json-raw-length (1024 bytes by default) and reports nothing
-// for a larger one, so kinds whose status outgrows that (conditions,
-// endpoint details) name the fields worth reporting instead.
+// to --max-json-raw-length (1 MiB in Maestro's agent command, which raises
+// the OCM agent's 1024-byte default) and reports nothing for a larger one;
+// kinds whose status is long (conditions, endpoint details) name the fields
+// worth reporting instead, as a report keeps values up to maxFeedbackBytes.
 var statusFeedback = workv1.JsonPath{Name: "status", Path: ".status"}
 
 // kindFeedback are the feedback paths of the kinds the built-in types

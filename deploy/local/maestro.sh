@@ -536,7 +536,13 @@ agent_launch() {
 	mkdir -p "$dir"
 	port=$(free_port)
 	# The agent reaches the server's gRPC broker, like an agent in a cluster.
-	printf 'url: %s:%s\n' "$HOST" "$GRPC_BROKER_PORT" >"$dir/grpc-source.yaml"
+	# The URL's authority (ignored by gRPC's passthrough resolver) is the
+	# consumer's name: the agent names its AppliedManifestWorks, and picks
+	# which ones it finalizes, by a hash of this URL, so agents with the same
+	# URL would all finalize each other's (racing, and backing off for up to
+	# a minute) on this shared kube-apiserver. In production each cluster
+	# has its own API server and agent.
+	printf 'url: passthrough://%s/%s:%s\n' "$name" "$HOST" "$GRPC_BROKER_PORT" >"$dir/grpc-source.yaml"
 	if [[ -f $dir/agent.log ]]; then mv -f "$dir/agent.log" "$dir/agent.log.prev"; fi
 	# Flags:
 	# --listen: its health/metrics endpoint (HTTPS, self-signed), on a port of

@@ -158,7 +158,9 @@ const (
 	reasonDegraded        = "ApplyFailed"
 	reasonNotDegraded     = "NoFailures"
 	condFeedbackSynced    = "StatusFeedbackSynced"
-	maxJSONRawLength      = 1024
+	// Maestro's agent command raises the OCM agent's 1024-byte
+	// --max-json-raw-length default to 1 MiB.
+	maxJSONRawLength = 1024 * 1024
 )
 
 // statusFor is the status an agent reports for w at its generation.

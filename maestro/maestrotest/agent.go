@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubetypes "k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/client-go/util/jsonpath"
 	"k8s.io/client-go/util/workqueue"
@@ -57,10 +57,12 @@ type AgentOptions struct {
 	Fail func(work *workv1.ManifestWork) error
 
 	// Status, when set, supplies the `.status` of a manifest as the agent would
-	// read it from the cluster; status feedback rules are evaluated against
-	// it. Returning nil falls back to the manifest's own status, then to a
-	// plausible synthesized one (e.g. a Deployment with all replicas ready, a
-	// Job that has completed).
+	// read it from the cluster. Status feedback rules are evaluated, as the
+	// real agent evaluates them, against the whole object: the manifest with
+	// this status. Returning nil falls back to the manifest's own status, then
+	// to a plausible synthesized one (e.g. a Deployment with all replicas
+	// ready, a Job that has completed); kinds that have no status on a real
+	// cluster (ConfigMap, Secret, RBAC objects, ...) get none.
 	Status func(work *workv1.ManifestWork, manifest *unstructured.Unstructured) map[string]interface{}
 
 	// Logf receives the agent's diagnostics. Defaults to klog.
@@ -374,7 +376,9 @@ func (a *Agent) buildStatus(w *workv1.ManifestWork) workv1.ManifestWorkStatus {
 		} else {
 			meta.RemoveStatusCondition(&mc.Conditions, workv1.ManifestDegraded)
 		}
-		mc.StatusFeedbacks = a.feedback(w, obj, gvk, resource)
+		var synced metav1.Condition
+		mc.StatusFeedbacks, synced = a.feedback(w, obj, gvk, resource)
+		meta.SetStatusCondition(&mc.Conditions, synced)
 		manifests = append(manifests, mc)
 	}
 	status.ResourceStatus.Manifests = manifests
@@ -407,10 +411,28 @@ func findManifestCondition(conds []workv1.ManifestCondition, m workv1.ManifestRe
 	return nil
 }
 
+// Status feedback as Maestro's agent reports it: the OCM work agent's
+// status controller and StatusReader (open-cluster-management.io/ocm
+// pkg/work/spoke/statusfeedback), with the RawFeedbackJsonString feature
+// gate on, as Maestro's agent command sets it.
+const (
+	// ConditionFeedbackSynced is the manifest condition the agent sets on
+	// evaluating a manifest's feedback rules: False, naming each rule that
+	// failed, when one did (the values of the others are still reported).
+	ConditionFeedbackSynced = "StatusFeedbackSynced"
+	// MaxFeedbackJSONBytes is the longest JSON value reported as feedback:
+	// Maestro's agent command raises the OCM agent's default
+	// (--max-json-raw-length, 1024 bytes) to 1 MiB. A longer value is left
+	// out and makes ConditionFeedbackSynced False.
+	MaxFeedbackJSONBytes = 1024 * 1024
+)
+
 // feedback evaluates the feedback rules of the manifest configs that match the
-// manifest against its (simulated) status, as the work agent's status
-// feedback controller does.
-func (a *Agent) feedback(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind, resource string) workv1.StatusFeedbackResult {
+// manifest against the object as it would be live on the cluster (the
+// manifest with its simulated status), as the work agent's status feedback
+// controller does, and returns the values with the StatusFeedbackSynced
+// condition.
+func (a *Agent) feedback(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind, resource string) (workv1.StatusFeedbackResult, metav1.Condition) {
 	var rules []workv1.FeedbackRule
 	for _, c := range w.Spec.ManifestConfigs {
 		id := c.ResourceIdentifier
@@ -419,49 +441,102 @@ func (a *Agent) feedback(w *workv1.ManifestWork, obj *unstructured.Unstructured,
 		}
 	}
 	if len(rules) == 0 {
-		return workv1.StatusFeedbackResult{}
+		return workv1.StatusFeedbackResult{}, metav1.Condition{
+			Type: ConditionFeedbackSynced, Status: metav1.ConditionTrue, Reason: "NoStatusFeedbackSynced"}
 	}
-	status := a.simulatedStatus(w, obj, gvk)
+	live := a.liveObject(w, obj, gvk)
 	var values []workv1.FeedbackValue
+	var errs []error
 	for _, rule := range rules {
 		var paths []workv1.JsonPath
 		switch rule.Type {
+		case workv1.WellKnownStatusType:
+			paths = wellKnownStatus[gvk]
+			if len(paths) == 0 {
+				errs = append(errs, fmt.Errorf("cannot find the wellknown statuses for resource with gvk %s", gvk.String()))
+			}
 		case workv1.JSONPathsType:
 			paths = rule.JsonPaths
-		case workv1.WellKnownStatusType:
-			paths = wellKnownStatus[gvk.GroupKind()]
 		}
 		for _, p := range paths {
-			if v, ok := evaluate(status, p); ok {
-				values = append(values, v)
-			} else {
-				a.opts.Logf("work %s: feedback %q: path %q gives no single value", w.Name, p.Name, p.Path)
+			if p.Version != "" && p.Version != gvk.Version {
+				errs = append(errs, fmt.Errorf("version set in the path %s is not matched for the related resource", p.Name))
+				continue
+			}
+			v, err := evaluate(live, p)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if v != nil {
+				values = append(values, *v)
 			}
 		}
 	}
-	return workv1.StatusFeedbackResult{Values: values}
+	if err := utilerrors.NewAggregate(errs); err != nil {
+		a.opts.Logf("work %s: %s %s: feedback: %v", w.Name, gvk.Kind, obj.GetName(), err)
+		return workv1.StatusFeedbackResult{Values: values}, metav1.Condition{
+			Type: ConditionFeedbackSynced, Status: metav1.ConditionFalse, Reason: "StatusFeedbackSyncFailed",
+			Message: fmt.Sprintf("Sync status feedback failed with error %v", err)}
+	}
+	return workv1.StatusFeedbackResult{Values: values}, metav1.Condition{
+		Type: ConditionFeedbackSynced, Status: metav1.ConditionTrue, Reason: "StatusFeedbackSynced"}
 }
 
 func matches(pattern, value string) bool {
 	return pattern == value || pattern == "*"
 }
 
-// wellKnownStatus mirrors the work agent's WellKnownStatus feedback rules for
-// the kinds this project is likely to ship.
-var wellKnownStatus = map[schema.GroupKind][]workv1.JsonPath{
-	{Group: "apps", Kind: "Deployment"}: {
-		{Name: "ReadyReplicas", Path: ".readyReplicas"},
-		{Name: "Replicas", Path: ".replicas"},
-		{Name: "AvailableReplicas", Path: ".availableReplicas"},
+// wellKnownStatus are the work agent's WellKnownStatus feedback rules
+// (its statusfeedback/rules package), by exact group, version and kind.
+var wellKnownStatus = map[schema.GroupVersionKind][]workv1.JsonPath{
+	{Group: "apps", Version: "v1", Kind: "Deployment"}: {
+		{Name: "ReadyReplicas", Path: ".status.readyReplicas"},
+		{Name: "Replicas", Path: ".status.replicas"},
+		{Name: "AvailableReplicas", Path: ".status.availableReplicas"},
 	},
-	{Group: "batch", Kind: "Job"}: {
-		{Name: "JobComplete", Path: `.conditions[?(@.type=="Complete")].status`},
-		{Name: "JobSucceeded", Path: ".succeeded"},
+	{Group: "apps", Version: "v1", Kind: "DaemonSet"}: {
+		{Name: "NumberReady", Path: ".status.numberReady"},
+		{Name: "DesiredNumberScheduled", Path: ".status.desiredNumberScheduled"},
+		{Name: "NumberAvailable", Path: ".status.numberAvailable"},
 	},
-	{Group: "", Kind: "Pod"}: {
-		{Name: "PodReady", Path: `.conditions[?(@.type=="Ready")].status`},
-		{Name: "PodPhase", Path: ".phase"},
+	{Group: "batch", Version: "v1", Kind: "Job"}: {
+		{Name: "JobComplete", Path: `.status.conditions[?(@.type=="Complete")].status`},
+		{Name: "JobSucceeded", Path: ".status.succeeded"},
 	},
+	{Group: "", Version: "v1", Kind: "Pod"}: {
+		{Name: "PodReady", Path: `.status.conditions[?(@.type=="Ready")].status`},
+		{Name: "PodPhase", Path: ".status.phase"},
+	},
+}
+
+// liveObject is the manifest as the agent would read it from the cluster:
+// with its (simulated) status, and numbers as the API server's JSON gives
+// them (int64 when integral, else float64).
+func (a *Agent) liveObject(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind) map[string]interface{} {
+	live := obj.DeepCopy()
+	if st := a.simulatedStatus(w, obj, gvk); st != nil {
+		live.Object["status"] = st
+	} else {
+		delete(live.Object, "status")
+	}
+	raw, err := json.Marshal(live.Object)
+	if err != nil {
+		return live.Object
+	}
+	var out map[string]interface{}
+	if err := utiljson.Unmarshal(raw, &out); err != nil {
+		return live.Object
+	}
+	return out
+}
+
+// statuslessKinds have no status on a real cluster, so the stand-in
+// synthesizes none for them.
+var statuslessKinds = map[string]bool{
+	"ConfigMap": true, "Secret": true, "ServiceAccount": true, "Role": true, "RoleBinding": true,
+	"ClusterRole": true, "ClusterRoleBinding": true, "LimitRange": true, "PriorityClass": true,
+	"StorageClass": true,
 }
 
 // simulatedStatus is the `.status` the agent pretends to read from the cluster.
@@ -473,6 +548,9 @@ func (a *Agent) simulatedStatus(w *workv1.ManifestWork, obj *unstructured.Unstru
 	}
 	if s, ok := obj.Object["status"].(map[string]interface{}); ok && len(s) > 0 {
 		return s
+	}
+	if statuslessKinds[gvk.Kind] {
+		return nil
 	}
 	ready := func(typ string) []interface{} {
 		return []interface{}{map[string]interface{}{
@@ -504,62 +582,57 @@ func (a *Agent) simulatedStatus(w *workv1.ManifestWork, obj *unstructured.Unstru
 	}
 }
 
-// evaluate reads one feedback value: the path is a kubectl-style JSONPath
-// relative to `.status`. Scalars become Integer/String/Boolean values; objects
-// and lists become JsonRaw (as the agent does with raw feedback enabled).
-// Missing fields, several matches and raw values over 1 KiB give nothing.
-func evaluate(status map[string]interface{}, p workv1.JsonPath) (workv1.FeedbackValue, bool) {
-	path := strings.TrimSpace(p.Path)
-	if path == "" || path == "." || path == "@" {
-		path = "@"
-	}
-	if !strings.HasPrefix(path, "{") {
-		path = "{" + path + "}"
-	}
+// evaluate reads one feedback value from the whole object, as the agent's
+// StatusReader does: the path is a kubectl-style JSONPath (without braces);
+// no match or a null gives no value and no error; one match of a string,
+// an integer or a boolean gives that; anything else (an object, a list, a
+// fraction, or several matches, which are listed) gives JsonRaw up to
+// MaxFeedbackJSONBytes. A path that does not parse, or a longer JSON value,
+// is an error.
+func evaluate(obj map[string]interface{}, p workv1.JsonPath) (*workv1.FeedbackValue, error) {
 	jp := jsonpath.New(p.Name).AllowMissingKeys(true)
-	if err := jp.Parse(path); err != nil {
-		return workv1.FeedbackValue{}, false
+	if err := jp.Parse(fmt.Sprintf("{%s}", p.Path)); err != nil {
+		return nil, fmt.Errorf("failed to parse json path %s of %s with error: %v", p.Path, p.Name, err)
 	}
-	results, err := jp.FindResults(status)
-	if err != nil || len(results) != 1 || len(results[0]) != 1 {
-		return workv1.FeedbackValue{}, false
+	results, err := jp.FindResults(obj)
+	if err != nil {
+		return nil, fmt.Errorf("failed to find value for %s with error: %v", p.Name, err)
 	}
-	rv := results[0][0]
-	for rv.Kind() == reflect.Interface || rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return workv1.FeedbackValue{}, false
+	if len(results) == 0 || len(results[0]) == 0 {
+		return nil, nil
+	}
+	var value interface{}
+	if len(results) == 1 && len(results[0]) == 1 {
+		value = results[0][0].Interface()
+	} else {
+		var list []interface{}
+		for _, r := range results[0] {
+			list = append(list, r.Interface())
 		}
-		rv = rv.Elem()
+		value = list
 	}
-	v := workv1.FeedbackValue{Name: p.Name}
-	switch rv.Kind() {
-	case reflect.String:
-		s := rv.String()
-		v.Value = workv1.FieldValue{Type: workv1.String, String: &s}
-	case reflect.Bool:
-		b := rv.Bool()
-		v.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &b}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		i := rv.Int()
-		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &i}
-	case reflect.Float32, reflect.Float64:
-		f := rv.Float()
-		if f != float64(int64(f)) {
-			return workv1.FeedbackValue{}, false
+	v := &workv1.FeedbackValue{Name: p.Name}
+	switch t := value.(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &t}
+	case string:
+		v.Value = workv1.FieldValue{Type: workv1.String, String: &t}
+	case bool:
+		v.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &t}
+	default:
+		raw, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse the resource to json string for name %s: %v", p.Name, err)
 		}
-		i := int64(f)
-		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &i}
-	case reflect.Map, reflect.Slice:
-		raw, err := json.Marshal(rv.Interface())
-		if err != nil || len(raw) > 1024 {
-			return workv1.FeedbackValue{}, false
+		if len(raw) > MaxFeedbackJSONBytes {
+			return nil, fmt.Errorf("the length of returned json raw string for name %s is larger than the maximum length %d", p.Name, MaxFeedbackJSONBytes)
 		}
 		s := string(raw)
 		v.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
-	default:
-		return workv1.FeedbackValue{}, false
 	}
-	return v, true
+	return v, nil
 }
 
 // guessResource derives the plural resource name from a kind, as the API

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,47 +18,56 @@ import (
 
 // These tests need no Maestro server.
 
+// evaluate reads the whole object, as the real agent's StatusReader does
+// (TestRealAgentFeedbackMatchesStandIn in maestro/agenttest compares the
+// two on a real cluster).
 func TestEvaluateFeedback(t *testing.T) {
-	status := map[string]interface{}{
-		"phase":         "Running",
-		"readyReplicas": int64(3),
-		"ratio":         float64(2),
-		"half":          float64(0.5),
-		"ready":         true,
-		"conditions": []interface{}{
-			map[string]interface{}{"type": "Ready", "status": "True"},
-			map[string]interface{}{"type": "Complete", "status": "False"},
+	obj := map[string]interface{}{
+		"apiVersion": "v1", "kind": "Thing",
+		"metadata": map[string]interface{}{"name": "t1"},
+		"status": map[string]interface{}{
+			"phase":         "Running",
+			"readyReplicas": int64(3),
+			"half":          float64(0.5),
+			"ready":         true,
+			"nothing":       nil,
+			"big":           strings.Repeat("x", MaxFeedbackJSONBytes),
+			"conditions": []interface{}{
+				map[string]interface{}{"type": "Ready", "status": "True"},
+				map[string]interface{}{"type": "Complete", "status": "False"},
+			},
 		},
 	}
 	for _, c := range []struct {
 		path string
-		want workv1.FieldValue
-		ok   bool
+		want *workv1.FieldValue // nil: no value
+		err  bool
 	}{
-		{path: ".phase", want: workv1.FieldValue{Type: workv1.String, String: ptr("Running")}, ok: true},
-		{path: "{.phase}", want: workv1.FieldValue{Type: workv1.String, String: ptr("Running")}, ok: true},
-		{path: ".readyReplicas", want: workv1.FieldValue{Type: workv1.Integer, Integer: ptr(int64(3))}, ok: true},
-		{path: ".ratio", want: workv1.FieldValue{Type: workv1.Integer, Integer: ptr(int64(2))}, ok: true},
-		{path: ".ready", want: workv1.FieldValue{Type: workv1.Boolean, Boolean: ptr(true)}, ok: true},
-		{path: `.conditions[?(@.type=="Ready")].status`, want: workv1.FieldValue{Type: workv1.String, String: ptr("True")}, ok: true},
-		{path: ".conditions[1]", want: workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: ptr(`{"status":"False","type":"Complete"}`)}, ok: true},
-		{path: ".half"},                 // not an integer
-		{path: ".missing"},              // no value
-		{path: ".conditions[*].status"}, // several values
-		{path: ".conditions[?("},        // does not parse
+		{path: ".status.phase", want: &workv1.FieldValue{Type: workv1.String, String: ptr("Running")}},
+		{path: ".metadata.name", want: &workv1.FieldValue{Type: workv1.String, String: ptr("t1")}},
+		{path: ".status.readyReplicas", want: &workv1.FieldValue{Type: workv1.Integer, Integer: ptr(int64(3))}},
+		{path: ".status.ready", want: &workv1.FieldValue{Type: workv1.Boolean, Boolean: ptr(true)}},
+		{path: ".status.half", want: &workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: ptr("0.5")}},
+		{path: `.status.conditions[?(@.type=="Ready")].status`, want: &workv1.FieldValue{Type: workv1.String, String: ptr("True")}},
+		{path: ".status.conditions[1]", want: &workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: ptr(`{"status":"False","type":"Complete"}`)}},
+		{path: ".status.conditions[*].status", want: &workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: ptr(`["True","False"]`)}},
+		{path: ".phase"},                           // relative to status: nothing at the top
+		{path: ".status.missing"},                  // no value, no error
+		{path: ".status.nothing"},                  // null
+		{path: ".status", err: true},               // over MaxFeedbackJSONBytes
+		{path: ".status.conditions[?(", err: true}, // does not parse
 	} {
-		got, ok := evaluate(status, workv1.JsonPath{Name: "v", Path: c.path})
-		if ok != c.ok {
-			t.Errorf("evaluate(%q) ok = %v, want %v (%+v)", c.path, ok, c.ok, got)
+		got, err := evaluate(obj, workv1.JsonPath{Name: "v", Path: c.path})
+		if (err != nil) != c.err {
+			t.Errorf("evaluate(%q) error %v, want error %v", c.path, err, c.err)
 			continue
 		}
-		if ok && !equalFieldValue(got.Value, c.want) {
-			t.Errorf("evaluate(%q) = %s, want %s", c.path, show(got.Value), show(c.want))
+		switch {
+		case c.want == nil && got != nil:
+			t.Errorf("evaluate(%q) = %s, want no value", c.path, show(got.Value))
+		case c.want != nil && (got == nil || !equalFieldValue(got.Value, *c.want)):
+			t.Errorf("evaluate(%q) = %+v, want %s", c.path, got, show(*c.want))
 		}
-	}
-	whole, ok := evaluate(map[string]interface{}{"phase": "Active"}, workv1.JsonPath{Name: "all", Path: "."})
-	if !ok || whole.Value.JsonRaw == nil || *whole.Value.JsonRaw != `{"phase":"Active"}` {
-		t.Errorf("evaluate(.) = %+v, %v", whole, ok)
 	}
 }
 
@@ -218,7 +228,7 @@ func TestBuildStatus(t *testing.T) {
 	w.Spec.ManifestConfigs = []workv1.ManifestConfigOption{{
 		ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"},
 		FeedbackRules: []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{
-			{Name: "ready", Path: ".readyReplicas"}, {Name: "conditions", Path: ".conditions"},
+			{Name: "ready", Path: ".status.readyReplicas"}, {Name: "conditions", Path: ".status.conditions"},
 		}}},
 	}}
 	a := &Agent{opts: AgentOptions{Logf: t.Logf}}
@@ -240,6 +250,18 @@ func TestBuildStatus(t *testing.T) {
 	if len(m.StatusFeedbacks.Values) != 2 || *m.StatusFeedbacks.Values[0].Value.Integer != 2 ||
 		m.StatusFeedbacks.Values[1].Value.Type != workv1.JsonRaw {
 		t.Errorf("feedback = %+v", m.StatusFeedbacks.Values)
+	}
+	if c := meta.FindStatusCondition(m.Conditions, ConditionFeedbackSynced); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("%s = %+v, want True", ConditionFeedbackSynced, c)
+	}
+	// A rule that cannot be evaluated: the other values still come, and
+	// the condition says what failed.
+	w.Spec.ManifestConfigs[0].FeedbackRules[0].JsonPaths = append(w.Spec.ManifestConfigs[0].FeedbackRules[0].JsonPaths,
+		workv1.JsonPath{Name: "bad", Path: ".status[?("})
+	m = a.buildStatus(w).ResourceStatus.Manifests[0]
+	if c := meta.FindStatusCondition(m.Conditions, ConditionFeedbackSynced); c == nil || c.Status != metav1.ConditionFalse ||
+		!strings.Contains(c.Message, "bad") || len(m.StatusFeedbacks.Values) != 2 {
+		t.Errorf("with an unparsable path: %s = %+v, feedback %+v", ConditionFeedbackSynced, c, m.StatusFeedbacks.Values)
 	}
 
 	a.opts.Fail = func(*workv1.ManifestWork) error { return errors.New("quota exceeded") }

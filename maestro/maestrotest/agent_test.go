@@ -145,7 +145,7 @@ func TestAgentAgainstRealMaestro(t *testing.T) {
 					ResourceIdentifier: workv1.ResourceIdentifier{Resource: "namespaces", Name: "ns-" + suffix},
 					FeedbackRules: []workv1.FeedbackRule{{
 						Type:      workv1.JSONPathsType,
-						JsonPaths: []workv1.JsonPath{{Name: "status", Path: "."}, {Name: "phase", Path: ".phase"}},
+						JsonPaths: []workv1.JsonPath{{Name: "status", Path: ".status"}, {Name: "phase", Path: ".status.phase"}},
 					}},
 				},
 				{

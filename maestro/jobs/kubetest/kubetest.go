@@ -1,9 +1,12 @@
 // Package kubetest connects tests to the local test control plane that
-// deploy/local/kube/kube.sh runs: a real kube-apiserver with etcd, and nothing
-// else. No controller manager runs, so a Job never gets pods and a deleted
-// namespace stays Terminating; no kubelet runs, so tests stand in for the pod
-// (and for the status-reporter writing the Job's status). Authorization is
-// RBAC and the kubeconfig's user is in system:masters; impersonate another
+// deploy/local/kube/kube.sh runs: a real kube-apiserver with etcd, and a
+// kube-controller-manager running only the namespace and garbage-collector
+// controllers, so a deleted namespace really goes (after the namespace
+// controller's fixed 5 s wait) and dependents of a deleted owner are
+// collected. No other controller runs: a Job never gets pods, a Deployment
+// never gets a ReplicaSet. No kubelet runs either, so tests stand in for the
+// pod (and for the status-reporter writing the Job's status). Authorization
+// is RBAC and the kubeconfig's user is in system:masters; impersonate another
 // user to check what a service account may do.
 //
 // Typical use:
@@ -135,9 +138,9 @@ func Ready(ctx context.Context, cfg *rest.Config) error {
 }
 
 // Namespace creates a namespace with a random name (prefix "kubetest-") and
-// deletes it when the test ends. Without a namespace controller the deletion
-// only marks it Terminating; the random name keeps tests and reruns apart
-// until kube.sh start gives the next run an empty store.
+// deletes it when the test ends, without waiting: the namespace controller
+// empties and removes it some seconds later. The random name keeps tests
+// and reruns apart meanwhile.
 func Namespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
 	var b [4]byte
