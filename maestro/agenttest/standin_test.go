@@ -54,6 +54,7 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 	be, err := remote.New(ctx, remote.Options{
 		GRPCEndpoint: agents.Maestro.GRPCEndpoint, HTTPEndpoint: agents.Maestro.HTTPEndpoint,
 		SourceID: "agenttest-fb-" + suffix, Logger: maestrotest.SlogLogger(t),
+		Insecure: true, // the local Maestro serves plaintext
 	})
 	if err != nil {
 		t.Fatal(err)
