@@ -18,6 +18,8 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
@@ -107,6 +109,7 @@ type Pipeline struct {
 	sink      events.StatusSink
 	log       *slog.Logger
 	observer  Observer
+	tracer    trace.Tracer
 	now       func() time.Time
 
 	stats Stats
@@ -136,6 +139,9 @@ type Deps struct {
 	Sink     events.StatusSink
 	Logger   *slog.Logger
 	Observer Observer
+	// Tracer makes the spans of events and their phases (tracing.go);
+	// nil: no spans, the input's trace context is passed on as it came.
+	Tracer trace.TracerProvider
 }
 
 // New checks cfg and deps and builds a pipeline.
@@ -153,10 +159,13 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 	if d.Observer == nil {
 		d.Observer = nopObserver{}
 	}
+	if d.Tracer == nil {
+		d.Tracer = noop.NewTracerProvider()
+	}
 	return &Pipeline{
 		cfg: cfg, decoder: d.Decoder, resources: d.Resources, handler: d.Handler,
 		delivery: d.Delivery, tracker: d.Tracker, sink: unlessCancelled{d.Sink}, log: d.Logger,
-		observer: d.Observer, now: time.Now,
+		observer: d.Observer, tracer: d.Tracer.Tracer(TracerName), now: time.Now,
 		stats:    Stats{counts: map[Outcome]int{}},
 		keys:     map[string]*keyState{},
 		reported: reportedWorks{works: map[string]reportedWork{}},
@@ -257,6 +266,8 @@ type job struct {
 	// deliveries; start is when the first try in this process began.
 	attempt int
 	start   time.Time
+	// span covers every try; settle ends it.
+	span trace.Span
 }
 
 type keyState struct{ pending []*job }
@@ -446,6 +457,7 @@ func (p *Pipeline) try(ctx context.Context, j *job) (r result, retryIn time.Dura
 	ctx = withLogger(ctx, log)
 	ctx = withEventAttrs(ctx, eventAttrs(j.ev))
 	ctx = maestro.WithEventID(ctx, j.ev.ID)
+	ctx = p.eventSpan(ctx, j)
 	if j.start.IsZero() {
 		j.start = p.now()
 	}
@@ -505,6 +517,7 @@ func (p *Pipeline) settle(j *job, r result) {
 		log.Warn("could not settle message; the broker will redeliver it", "outcome", r.outcome, "err", err)
 	}
 	p.stats.add(r.outcome)
+	endEventSpan(j, r)
 	for _, rider := range j.riders {
 		rlog := p.eventLogger(rider.ev)
 		var rerr error
