@@ -37,15 +37,21 @@ func (p *Pipeline) eventSpan(ctx context.Context, j *job) context.Context {
 		return trace.ContextWithSpan(ctx, j.span)
 	}
 	ctx, j.span = p.tracer.Start(tracing.ContextWithTraceParent(ctx, j.ev.TraceParent), SpanEvent,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(AttrEventID.String(j.ev.ID), AttrKind.String(j.ev.Kind),
-			AttrResourceID.String(j.ev.ResourceID), AttrGeneration.Int64(j.ev.Generation)))
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	if j.span.IsRecording() { // attributes cost allocations nobody reads when off
+		j.span.SetAttributes(AttrEventID.String(j.ev.ID), AttrKind.String(j.ev.Kind),
+			AttrResourceID.String(j.ev.ResourceID), AttrGeneration.Int64(j.ev.Generation))
+	}
 	return ctx
 }
 
 // endEventSpan closes j's span with its fate (settle calls it).
 func endEventSpan(j *job, r result) {
 	if j.span == nil {
+		return
+	}
+	if !j.span.IsRecording() {
+		j.span = nil
 		return
 	}
 	j.span.SetAttributes(AttrOutcome.String(string(r.outcome)), AttrAttempts.Int(r.attempts))
@@ -62,6 +68,9 @@ func endEventSpan(j *job, r result) {
 // spans are written afterwards with the measured start and end.
 func (p *Pipeline) phaseDone(ctx context.Context, name string, start, end time.Time) {
 	p.observer.Phase(name, end.Sub(start))
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return // traces off, or the event not sampled: no child spans either
+	}
 	_, span := p.tracer.Start(ctx, name, trace.WithTimestamp(start))
 	span.End(trace.WithTimestamp(end))
 }
