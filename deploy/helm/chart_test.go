@@ -30,6 +30,8 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
 	"helm.sh/helm/v4/pkg/cli/values"
 	"helm.sh/helm/v4/pkg/getter"
 	release "helm.sh/helm/v4/pkg/release/v1"
@@ -285,6 +287,25 @@ func TestValuesFilePerAdapterType(t *testing.T) {
 				}
 				if l := u.GetLabels(); l["app.kubernetes.io/instance"] != instance || l["app.kubernetes.io/name"] != "hyperfleet-maestro-adapter" {
 					t.Errorf("%s %s: labels %v", u.GetKind(), u.GetName(), l)
+				}
+			}
+		})
+	}
+}
+
+// `helm lint` has nothing to say about the chart with any type's values
+// (info messages, e.g. a missing icon, aside).
+func TestLint(t *testing.T) {
+	for _, typ := range adapterTypes(t) {
+		t.Run(typ, func(t *testing.T) {
+			vals, err := (&values.Options{ValueFiles: []string{filepath.Join(chartDir, "values-"+typ+".yaml")}}).MergeValues(getter.Providers{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range lint.RunAll(chartDir, vals, namespace).Messages {
+				t.Logf("helm lint: %s", m)
+				if m.Severity > support.InfoSev {
+					t.Errorf("helm lint: %s", m)
 				}
 			}
 		})
