@@ -19,8 +19,10 @@ const StatusEventType = "com.redhat.hyperfleet.adapter.status"
 type StatusData = hyperfleet.StatusEnvelope
 
 // NewStatusEvent builds the status CloudEvent for a report about resource.
-// traceParent (may be empty) is carried over from the input event so that
-// one trace spans Sentinel, the adapter and whoever consumes the status.
+// traceParent (may be empty) is the W3C trace context of the event's
+// handling (its span when traces are on, else the input event's
+// traceparent as it came), so that one trace spans Sentinel, the adapter
+// and whoever consumes the status.
 func NewStatusEvent(adapterName string, resource hyperfleet.ObjectRef, report hyperfleet.StatusReport, traceParent string) (cloudevents.Event, error) {
 	ev := cloudevents.New(cloudevents.CloudEventsVersionV1)
 	ev.SetID(uuid.Must(uuid.NewV7()).String())

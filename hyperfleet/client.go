@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
@@ -194,6 +196,10 @@ func (c *Client) once(ctx context.Context, method, target string, body []byte, o
 		return 0, false, err
 	}
 	req.Header.Set("Accept", "application/json")
+	// The event's trace context (its span, or its traceparent as it came
+	// when tracing is off) goes with every call made for it: W3C
+	// traceparent, as HyperFleet's API and Sentinel speak.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

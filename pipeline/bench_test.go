@@ -11,6 +11,9 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
@@ -90,12 +93,20 @@ func (s *countSink) Publish(_ context.Context, ev cloudevents.Event) error {
 func BenchmarkDispatch(b *testing.B) {
 	for _, concurrency := range []int{1, 16} {
 		b.Run(fmt.Sprintf("concurrency-%d", concurrency), func(b *testing.B) {
-			benchmarkDispatch(b, concurrency)
+			benchmarkDispatch(b, concurrency, nil)
 		})
 	}
+	// Traces on: the SDK records the event's and its phases' spans and
+	// batches them to an exporter that drops them (the cost of the
+	// adapter's side; the OTLP encoding and network are the exporter's).
+	b.Run("concurrency-1-traced", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		benchmarkDispatch(b, 1, tp)
+	})
 }
 
-func benchmarkDispatch(b *testing.B, concurrency int) {
+func benchmarkDispatch(b *testing.B, concurrency int, tracer trace.TracerProvider) {
 	log := slog.New(slog.DiscardHandler)
 	backend, err := embedded.New(embedded.Options{Logger: log})
 	if err != nil {
@@ -132,7 +143,7 @@ func benchmarkDispatch(b *testing.B, concurrency int) {
 	}
 	sink := &countSink{}
 	p, err := New(cfg, Deps{Decoder: events.NewDecoder(), Resources: resources, Handler: handler,
-		Delivery: backend, Tracker: tracker, Sink: sink, Logger: log})
+		Delivery: backend, Tracker: tracker, Sink: sink, Logger: log, Tracer: tracer})
 	if err != nil {
 		b.Fatal(err)
 	}

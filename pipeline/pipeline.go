@@ -18,6 +18,8 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
@@ -108,6 +110,7 @@ type Pipeline struct {
 	sink      events.StatusSink
 	log       *slog.Logger
 	observer  Observer
+	tracer    trace.Tracer
 	now       func() time.Time
 
 	preconditions *preconditions.Set
@@ -144,6 +147,9 @@ type Deps struct {
 	// status reports for expressions that name them.
 	Preconditions *preconditions.Set
 	Statuses      hyperfleet.StatusReader
+	// Tracer makes the spans of events and their phases (tracing.go);
+	// nil: no spans, the input's trace context is passed on as it came.
+	Tracer trace.TracerProvider
 }
 
 // New checks cfg and deps and builds a pipeline.
@@ -161,10 +167,13 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 	if d.Observer == nil {
 		d.Observer = nopObserver{}
 	}
+	if d.Tracer == nil {
+		d.Tracer = noop.NewTracerProvider()
+	}
 	return &Pipeline{
 		cfg: cfg, decoder: d.Decoder, resources: d.Resources, handler: d.Handler,
 		delivery: d.Delivery, tracker: d.Tracker, sink: unlessCancelled{d.Sink}, log: d.Logger,
-		observer: d.Observer, now: time.Now,
+		observer: d.Observer, tracer: d.Tracer.Tracer(TracerName), now: time.Now,
 		preconditions: d.Preconditions, statuses: d.Statuses,
 		stats:    Stats{counts: map[Outcome]int{}},
 		keys:     map[string]*keyState{},
@@ -269,6 +278,8 @@ type job struct {
 	// deliveries; start is when the first try in this process began.
 	attempt int
 	start   time.Time
+	// span covers every try; settle ends it.
+	span trace.Span
 }
 
 type keyState struct{ pending []*job }
@@ -458,6 +469,7 @@ func (p *Pipeline) try(ctx context.Context, j *job) (r result, retryIn time.Dura
 	ctx = withLogger(ctx, log)
 	ctx = withEventAttrs(ctx, eventAttrs(j.ev))
 	ctx = maestro.WithEventID(ctx, j.ev.ID)
+	ctx = p.eventSpan(ctx, j)
 	if j.start.IsZero() {
 		j.start = p.now()
 	}
@@ -517,6 +529,7 @@ func (p *Pipeline) settle(j *job, r result) {
 		log.Warn("could not settle message; the broker will redeliver it", "outcome", r.outcome, "err", err)
 	}
 	p.stats.add(r.outcome)
+	endEventSpan(j, r)
 	for _, rider := range j.riders {
 		rlog := p.eventLogger(rider.ev)
 		var rerr error

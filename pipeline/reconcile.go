@@ -34,7 +34,7 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		return "", st, err
 	}
 
-	phase := p.phaseTimer()
+	phase := p.phaseTimer(ctx)
 	res, err := p.resource(ctx, ev.Href, msg.Snapshot)
 	if errors.Is(err, hyperfleet.ErrNotFound) {
 		log.InfoContext(ctx, "resource no longer exists; nothing to reconcile")
@@ -111,12 +111,12 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 // phaseTimer returns a function that reports the time since the previous
 // call (or since phaseTimer) as the named phase; an empty name only
 // restarts the clock.
-func (p *Pipeline) phaseTimer() func(name string) {
+func (p *Pipeline) phaseTimer(ctx context.Context) func(name string) {
 	last := time.Now()
 	return func(name string) {
 		now := time.Now()
 		if name != "" {
-			p.observer.Phase(name, now.Sub(last))
+			p.phaseDone(ctx, name, last, now)
 		}
 		last = now
 	}
@@ -184,7 +184,7 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 		stored[i] = got
 		st.observed[i].Work = got
 	}
-	p.observer.Phase(PhaseDeliver, time.Since(start))
+	p.phaseDone(ctx, PhaseDeliver, start, time.Now())
 	p.awaitAll(ctx, st, func(ctx context.Context, i int) (*workv1.ManifestWork, error) {
 		return expects[i].Await(ctx, stored[i], func(w *workv1.ManifestWork) bool {
 			return w != nil && w.Generation >= stored[i].Generation && maestro.StatusSettled(w)
@@ -212,7 +212,7 @@ func (p *Pipeline) deleteAll(ctx context.Context, st *state) error {
 			return fmt.Errorf("delete ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
 		}
 	}
-	p.observer.Phase(PhaseDeliver, time.Since(start))
+	p.phaseDone(ctx, PhaseDeliver, start, time.Now())
 	// A missing work sends no Deleted event, so this wait starts from a
 	// read of the current state.
 	p.awaitAll(ctx, st, func(ctx context.Context, i int) (*workv1.ManifestWork, error) {
@@ -226,7 +226,7 @@ func (p *Pipeline) deleteAll(ctx context.Context, st *state) error {
 // that does not get there in time is reported as last seen.
 func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx context.Context, i int) (*workv1.ManifestWork, error)) {
 	start := time.Now()
-	defer func() { p.observer.Phase(PhaseAwaitStatus, time.Since(start)) }()
+	defer func() { p.phaseDone(ctx, PhaseAwaitStatus, start, time.Now()) }()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StatusTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -245,7 +245,7 @@ func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx contex
 }
 
 func (p *Pipeline) publish(ctx context.Context, ev events.Event, res *hyperfleet.Resource, report hyperfleet.StatusReport) error {
-	ce, err := events.NewStatusEvent(p.cfg.AdapterName, res.Ref(), report, ev.TraceParent)
+	ce, err := events.NewStatusEvent(p.cfg.AdapterName, res.Ref(), report, traceParentOf(ctx, ev.TraceParent))
 	if err != nil {
 		return events.Permanent(err)
 	}

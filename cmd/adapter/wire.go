@@ -30,6 +30,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/preconditions"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/tracing"
 )
 
 func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
@@ -75,6 +76,9 @@ type plan struct {
 	remote remote.Options
 	job    *jobPlan
 	kube   *kubePlan
+	// tracing says whether spans are exported (the standard OTEL_*
+	// variables).
+	tracing tracing.Settings
 }
 
 type jobPlan struct {
@@ -124,6 +128,9 @@ func preparePipeline(cfg Config, pcfg pipeline.Config, log *slog.Logger) (*plan,
 		return nil, err
 	}
 	pl := &plan{cfg: cfg, pcfg: pcfg, decoder: events.NewDecoder(cfg.EventKinds...), handler: handler, resources: resources, preconditions: gate}
+	if pl.tracing, err = tracing.SettingsFromEnv(os.Getenv); err != nil {
+		return nil, err
+	}
 	switch cfg.Delivery {
 	case "maestro":
 		pl.remote = remote.Options{
@@ -228,6 +235,10 @@ func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink event
 	if calls, ok := obs.(maestro.CallObserver); ok {
 		delivery = maestro.Instrument(delivery, calls)
 	}
+	tracer, err := startTracing(ctx, g, pl, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	tracker := maestro.NewTracker(delivery, log)
 	g.Start(lifecycle.Part{Name: "status tracker", Run: tracker.Run})
 	p, err := pipeline.New(pl.pcfg, pipeline.Deps{
@@ -239,6 +250,7 @@ func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink event
 		Sink:      sink,
 		Logger:    log,
 		Observer:  obs,
+		Tracer:    tracer,
 
 		Preconditions: pl.preconditions,
 		Statuses:      statusReader(pl.resources),
@@ -247,6 +259,25 @@ func startPipeline(ctx context.Context, g *lifecycle.Group, pl *plan, sink event
 		return nil, nil, err
 	}
 	return p, ready, nil
+}
+
+// startTracing builds the tracer provider as a part of g, started before
+// the pipeline so that it is flushed after the pipeline has drained.
+func startTracing(ctx context.Context, g *lifecycle.Group, pl *plan, log *slog.Logger) (*tracing.Provider, error) {
+	tp, err := tracing.New(ctx, pl.tracing, tracing.Service{Name: "hyperfleet-maestro-adapter", Version: version,
+		AdapterType: pl.cfg.AdapterType, AdapterName: pl.cfg.AdapterName})
+	if err != nil {
+		return nil, err
+	}
+	if pl.tracing.Enabled {
+		log.Info("exporting traces over OTLP", "protocol", pl.tracing.Protocol)
+	}
+	g.Start(lifecycle.Part{Name: "trace exporter", Close: func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tp.Shutdown(ctx)
+	}})
+	return tp, nil
 }
 
 // planJobDelivery reads the Kubernetes client configuration (KUBECONFIG, or
