@@ -37,6 +37,12 @@ const (
 	killGens       = 5
 	killConsumers  = 4
 	killAgentDelay = 20 * time.Millisecond
+	// The first consumer's agent answers only after the status wait
+	// (killStatusTimeout) ran out: a quarter of the clusters are reported
+	// Unknown first, and their final report must come from a watcher, of
+	// whichever replica is alive.
+	killSlowAgentDelay = 1500 * time.Millisecond
+	killStatusTimeout  = time.Second
 	// killBacklog: publish only while fewer events than this wait in the
 	// queue.
 	killBacklog = 6
@@ -70,8 +76,12 @@ func replicaKillRun(t *testing.T, env maestrotest.Env, run int) {
 		if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, c); err != nil {
 			t.Fatal(err)
 		}
+		delay := killAgentDelay
+		if i == 0 {
+			delay = killSlowAgentDelay
+		}
 		agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, c, maestrotest.AgentOptions{
-			Delay: killAgentDelay, Logf: func(string, ...any) {}})
+			Delay: delay, Logf: func(string, ...any) {}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +91,8 @@ func replicaKillRun(t *testing.T, env maestrotest.Env, run int) {
 	source := randomName("kill-src")
 	vars := r.env(
 		"DELIVERY=maestro", "MAESTRO_GRPC_ENDPOINT="+env.GRPCEndpoint, "MAESTRO_HTTP_ENDPOINT="+env.HTTPEndpoint,
-		"MAESTRO_SOURCE_ID="+source, "CONSUMER_RULE=label:shard", "STATUS_WATCH=delivered")
+		"MAESTRO_SOURCE_ID="+source, "CONSUMER_RULE=label:shard", "STATUS_WATCH=delivered",
+		"STATUS_TIMEOUT="+killStatusTimeout.String())
 	procs := []*proc{startAdapter(t, "a", vars, "run"), startAdapter(t, "b", vars, "run"), startAdapter(t, "c", vars, "run")}
 	var procsMu sync.Mutex
 	allProcs := func() []*proc { procsMu.Lock(); defer procsMu.Unlock(); return append([]*proc(nil), procs...) }
@@ -254,7 +265,28 @@ func replicaKillRun(t *testing.T, env maestrotest.Env, run int) {
 	if msgs, _ := r.queueState(); msgs != 0 {
 		t.Errorf("%d messages left on the shared queue", msgs)
 	}
-	t.Logf("%d clusters × %d generations: %d status events, %d regressions", len(ids), killGens, reports, regressions)
+	superseded := logCount(t, allProcs(), "a newer generation reached the work while this event ran; not reporting this one")
+	marked := logCount(t, allProcs(), "the agent did not report in time; the work is marked so that any replica reports its status when the agent answers")
+	t.Logf("%d clusters × %d generations: %d status events, %d regressions; %d events superseded by the pre-report check, %d works marked status-pending",
+		len(ids), killGens, reports, regressions, superseded, marked)
+	if marked == 0 {
+		t.Error("no work was marked status-pending: the slow agent did not make the status wait run out, so the late-answer path went untested")
+	}
+}
+
+// logCount counts the log lines with message msg across procs.
+func logCount(t *testing.T, procs []*proc, msg string) int {
+	t.Helper()
+	n := 0
+	needle := fmt.Sprintf("%q", msg)
+	for _, p := range procs {
+		b, err := os.ReadFile(p.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += strings.Count(string(b), `"msg":`+needle)
+	}
+	return n
 }
 
 // publishSharded writes the cluster at generation gen, labelled with its
