@@ -155,6 +155,15 @@ func (p *Pipeline) markStatusPending(ctx context.Context, st *state, gen int64) 
 		if o.StatusTimeout == 0 || o.Work == nil || maestro.StatusSettled(o.Work) {
 			continue
 		}
+		// Apply creates a missing work: never for a mark. A work deleted
+		// or being deleted meanwhile is a deletion's to report.
+		cur, err := p.delivery.Get(ctx, o.Consumer, o.Name)
+		if apierrors.IsNotFound(err) || (err == nil && cur.DeletionTimestamp != nil) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading ManifestWork %s/%s to mark it as awaiting the agent's status: %w", o.Consumer, o.Name, err)
+		}
 		w := st.works[i].DeepCopy()
 		if w.Annotations == nil {
 			w.Annotations = map[string]string{}
