@@ -7,6 +7,8 @@
 package handlers
 
 import (
+	"time"
+
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
@@ -45,4 +47,8 @@ type Observed struct {
 	Work *workv1.ManifestWork
 	// Err is the delivery failure, if any.
 	Err error
+	// StatusTimeout, when set, is the status wait (STATUS_TIMEOUT) that ran
+	// out before the agent reported on Work: what Work says about the agent
+	// is not its last word.
+	StatusTimeout time.Duration
 }

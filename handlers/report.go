@@ -31,6 +31,7 @@ const (
 	ReasonNotReported      = "ManifestWorkStatusNotReported"
 	ReasonStale            = "ManifestWorkStatusStale"
 	ReasonHealthy          = "Healthy"
+	ReasonStatusTimeout    = "StatusTimeout"
 	ReasonDeliveryFailed   = "DeliveryFailed"
 	ReasonDegraded         = "ManifestWorkDegraded"
 	ReasonNotDeleting      = "NotDeleting"
@@ -94,7 +95,9 @@ type ManifestReport struct {
 //     the agent's reason and message, otherwise. Any False outweighs any
 //     Unknown; the message names the first work concerned.
 //   - Health is False when a delivery failed (Observed.Err) or the agent
-//     reports a work Degraded, else True.
+//     reports a work Degraded; Unknown (reason StatusTimeout, the message
+//     naming STATUS_TIMEOUT) while a work's Applied or Available is Unknown
+//     because the status wait ran out (Observed.StatusTimeout); else True.
 //   - Finalized is always present: False/NotDeleting for a live resource;
 //     while deleting, True/CleanupConfirmed once every work is gone.
 //   - data.manifestworks lists every work with its consumer, the
@@ -140,6 +143,10 @@ func Report(adapterName string, t Target, deleting bool, observed []Observed, no
 		w.Applied, w.Available = a.status, v.status
 		applied.add(a.status, a.reason, where+": "+a.message)
 		available.add(v.status, v.reason, where+": "+v.message)
+		if o.StatusTimeout > 0 && (a.status == hyperfleet.Unknown || v.status == hyperfleet.Unknown) {
+			health.add(hyperfleet.Unknown, ReasonStatusTimeout, fmt.Sprintf(
+				"%s: the agent did not report its status within STATUS_TIMEOUT (%s); it is reported when the agent answers.", where, o.StatusTimeout))
+		}
 		if o.Work != nil {
 			if c := freshCondition(o.Work, workv1.WorkDegraded); c != nil {
 				w.Degraded = string(c.Status)

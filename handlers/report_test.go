@@ -95,6 +95,44 @@ func TestReport(t *testing.T) {
 			finalized: wantCond{"False", "NotDeleting", ""},
 		},
 		{
+			name: "status wait ran out", resource: "cluster-gen1",
+			observed: func(t *testing.T) []handlers.Observed {
+				o := stored(t, w1, 1, 1)
+				o.StatusTimeout = 30 * time.Second
+				return []handlers.Observed{o}
+			},
+			applied:   wantCond{"Unknown", "ManifestWorkStatusNotReported", "has not reported Applied"},
+			available: wantCond{"Unknown", "ManifestWorkStatusNotReported", ""},
+			health:    wantCond{"Unknown", "StatusTimeout", "did not report its status within STATUS_TIMEOUT (30s)"},
+			finalized: wantCond{"False", "NotDeleting", ""},
+		},
+		{
+			name: "status wait ran out but the agent had reported", resource: "cluster-gen1",
+			observed: func(t *testing.T) []handlers.Observed {
+				o := stored(t, w1, 1, 1, allGood(1)...)
+				o.StatusTimeout = 30 * time.Second
+				return []handlers.Observed{o}
+			},
+			applied:   wantCond{"True", "ManifestWorksApplied", ""},
+			available: wantCond{"True", "ManifestWorksAvailable", ""},
+			health:    wantCond{"True", "Healthy", ""},
+			finalized: wantCond{"False", "NotDeleting", ""},
+		},
+		{
+			name: "a failure outweighs a status timeout in Health", resource: "cluster-gen1",
+			observed: func(t *testing.T) []handlers.Observed {
+				o := stored(t, w1, 1, 1)
+				o.StatusTimeout = 30 * time.Second
+				bad := gone(w2)
+				bad.Err = errors.New("maestro unavailable")
+				return []handlers.Observed{o, bad}
+			},
+			applied:   wantCond{"False", "ManifestWorkNotDelivered", ""},
+			available: wantCond{"False", "ManifestWorkNotDelivered", ""},
+			health:    wantCond{"False", "DeliveryFailed", "maestro unavailable"},
+			finalized: wantCond{"False", "NotDeleting", ""},
+		},
+		{
 			name: "work still at the previous generation", resource: "cluster-gen2",
 			observed:  func(t *testing.T) []handlers.Observed { return []handlers.Observed{stored(t, w1, 1, 1, allGood(1)...)} },
 			applied:   wantCond{"Unknown", "ManifestWorkOutdated", "still carries generation 1, not 2"},

@@ -22,10 +22,18 @@ const (
 	// AnnotationResourceHref (works only) is the href of the resource the
 	// work was built for.
 	AnnotationResourceHref = "hyperfleet.io/resource-href"
-	LabelAdapter           = "hyperfleet.io/adapter"
-	LabelResourceKind      = "hyperfleet.io/resource-kind"
-	LabelResourceID        = "hyperfleet.io/resource-id"
-	LabelClusterID         = "hyperfleet.io/cluster-id"
+	// AnnotationStatusPending (works only) marks a work whose last status
+	// report said Unknown because the agent did not answer within
+	// STATUS_TIMEOUT; its value is the resource generation reported. It
+	// lives in Maestro, so it outlives the replica that wrote it: any
+	// replica that sees the marked work's status settle reports it (see
+	// pipeline.WatchStatus). The next Apply from an event, whose desired
+	// work does not carry it, removes it.
+	AnnotationStatusPending = "hyperfleet.io/status-pending"
+	LabelAdapter            = "hyperfleet.io/adapter"
+	LabelResourceKind       = "hyperfleet.io/resource-kind"
+	LabelResourceID         = "hyperfleet.io/resource-id"
+	LabelClusterID          = "hyperfleet.io/cluster-id"
 )
 
 // Delivery puts ManifestWorks on consumers (work.Namespace is the consumer

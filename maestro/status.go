@@ -1,6 +1,8 @@
 package maestro
 
 import (
+	"strconv"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -38,4 +40,14 @@ const ReasonStaleGeneration = "StaleGeneration"
 func Superseded(w *workv1.ManifestWork) bool {
 	c := meta.FindStatusCondition(w.Status.Conditions, workv1.WorkDegraded)
 	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == ReasonStaleGeneration && c.ObservedGeneration >= w.Generation
+}
+
+// ResourceGeneration is the HyperFleet resource generation w was built
+// from (its AnnotationGeneration); ok is false when w carries none.
+func ResourceGeneration(w *workv1.ManifestWork) (gen int64, ok bool) {
+	if w == nil {
+		return 0, false
+	}
+	gen, err := strconv.ParseInt(w.Annotations[AnnotationGeneration], 10, 64)
+	return gen, err == nil
 }

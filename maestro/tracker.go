@@ -32,6 +32,10 @@ type Tracker struct {
 	mu      sync.Mutex
 	waiters map[workKey]map[*waiter]struct{}
 	subs    map[*subscription]struct{}
+	// pending is the latest state of each work whose latest state carries
+	// AnnotationStatusPending: a subscriber that comes after Maestro's
+	// replay of every work (when the watch opens) still learns of them.
+	pending map[workKey]WorkEvent
 }
 
 type workKey struct{ consumer, name string }
@@ -46,6 +50,7 @@ func NewTracker(d Delivery, logger *slog.Logger) *Tracker {
 		log:     logger,
 		waiters: map[workKey]map[*waiter]struct{}{},
 		subs:    map[*subscription]struct{}{},
+		pending: map[workKey]WorkEvent{},
 	}
 }
 
@@ -93,6 +98,11 @@ func (t *Tracker) dispatch(ev WorkEvent) {
 	key := workKey{ev.Work.Namespace, ev.Work.Name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if ev.Type != watch.Deleted && ev.Work.Annotations[AnnotationStatusPending] != "" {
+		t.pending[key] = ev
+	} else {
+		delete(t.pending, key)
+	}
 	for w := range t.waiters[key] {
 		w.offer(ev)
 	}
@@ -209,8 +219,11 @@ func (w *waiter) take() WorkEvent {
 }
 
 // Subscribe returns every status change from now until ctx ends, when the
-// channel is closed. A subscriber that falls behind gets each work's latest
-// state, in the order the works first changed, rather than every state.
+// channel is closed, preceded by the latest state of each work marked
+// AnnotationStatusPending (whose status someone must still report, see
+// pipeline.WatchStatus) seen so far. A subscriber that falls behind gets
+// each work's latest state, in the order the works first changed, rather
+// than every state.
 func (t *Tracker) Subscribe(ctx context.Context) <-chan WorkEvent {
 	s := &subscription{
 		pending: map[workKey]WorkEvent{},
@@ -218,6 +231,9 @@ func (t *Tracker) Subscribe(ctx context.Context) <-chan WorkEvent {
 		out:     make(chan WorkEvent),
 	}
 	t.mu.Lock()
+	for key, ev := range t.pending {
+		s.offer(key, ev)
+	}
 	t.subs[s] = struct{}{}
 	t.mu.Unlock()
 	go func() {

@@ -314,3 +314,55 @@ func TestExpectationSeesStatusThatLandsBeforeAwait(t *testing.T) {
 	}
 	e.Cancel() // a second cancel is harmless
 }
+
+// A subscriber that comes after a work marked AnnotationStatusPending was
+// seen (after Maestro's replay when the watch opened, say) still gets its
+// latest state first; once the mark is gone, later subscribers do not.
+func TestLateSubscriberLearnsOfStatusPendingWorks(t *testing.T) {
+	b := newBackend(t, embedded.Options{})
+	tr := runTracker(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	marked := func(name string, gen int64, value string) *workv1.ManifestWork {
+		w := newWork(t, "cluster-a", name, gen, configMap(name, "v1"))
+		w.Annotations[maestro.AnnotationStatusPending] = value
+		return w
+	}
+	apply := func(w *workv1.ManifestWork) {
+		t.Helper()
+		if _, err := b.Apply(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Await(ctx, w.Namespace, w.Name, func(got *workv1.ManifestWork) bool {
+			return isApplied(got) && got.Annotations[maestro.AnnotationStatusPending] == w.Annotations[maestro.AnnotationStatusPending]
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(marked("pending", 1, "1"))
+	apply(newWork(t, "cluster-a", "plain", 1, configMap("plain", "v1")))
+
+	first := func(ch <-chan maestro.WorkEvent) *workv1.ManifestWork {
+		t.Helper()
+		select {
+		case ev := <-ch:
+			return ev.Work
+		case <-ctx.Done():
+			t.Fatal("nothing delivered to the subscriber")
+			return nil
+		}
+	}
+	late, stopLate := context.WithCancel(ctx)
+	if w := first(tr.Subscribe(late)); w.Name != "pending" || !isApplied(w) {
+		t.Errorf("a late subscriber's first event is %s (applied %v), want the marked work's latest state", w.Name, isApplied(w))
+	}
+	stopLate()
+
+	// The next event's apply drops the mark: nothing to replay any more.
+	apply(newWork(t, "cluster-a", "pending", 2, configMap("pending", "v2")))
+	later := tr.Subscribe(ctx)
+	apply(marked("other", 1, "1"))
+	if w := first(later); w.Name != "other" {
+		t.Errorf("a later subscriber's first event is %s, want other (pending is no longer marked)", w.Name)
+	}
+}

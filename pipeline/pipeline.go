@@ -130,6 +130,11 @@ type Pipeline struct {
 	// reported is what the status of each work was when last reported, so
 	// that WatchStatus reports only news.
 	reported reportedWorks
+	// deferred holds, per resource key (guarded by mu), the latest status
+	// change of each work that the watcher put aside while an event for the
+	// resource ran; idle says some of them may be due (see keyDone).
+	deferred map[string]map[string]maestro.WorkEvent
+	idle     chan struct{}
 }
 
 // Deps are the pipeline's collaborators, one per seam.
@@ -178,6 +183,8 @@ func New(cfg Config, d Deps) (*Pipeline, error) {
 		stats:    Stats{counts: map[Outcome]int{}},
 		keys:     map[string]*keyState{},
 		reported: reportedWorks{works: map[string]reportedWork{}},
+		deferred: map[string]map[string]maestro.WorkEvent{},
+		idle:     make(chan struct{}, 1),
 	}, nil
 }
 
@@ -367,6 +374,7 @@ func (p *Pipeline) Run(ctx context.Context, src events.Source) error {
 			st := p.keys[key]
 			if len(st.pending) == 0 {
 				delete(p.keys, key)
+				p.keyDone(key)
 				j = nil
 			} else if p.cfg.Coalesce {
 				j = coalesce(st.pending)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -93,6 +95,19 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	}
 	phase("") // deliver and await_status were observed by applyAll/deleteAll
 
+	// Another replica may have applied a newer generation while this one
+	// waited (a redelivered older event racing the newer one): its report
+	// is the newer one, and this one must not land after it.
+	newer, err := p.newerWork(ctx, st.works, res.Generation)
+	if err != nil {
+		return "", st, err
+	}
+	if newer != nil {
+		g, _ := maestro.ResourceGeneration(newer)
+		log.InfoContext(ctx, "a newer generation reached the work while this event ran; not reporting this one",
+			"work", workName(newer), "work_generation", g)
+		return Superseded, st, nil
+	}
 	report := handlers.Report(p.cfg.AdapterName, st.target, deleting, st.observed, p.now())
 	if err := p.publish(ctx, ev, res, report); err != nil {
 		if errors.Is(err, hyperfleet.ErrNotFound) {
@@ -103,9 +118,75 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		}
 		return "", st, err
 	}
+	if !deleting {
+		// After the Unknown report, so that the final one lands after it.
+		if err := p.markStatusPending(ctx, st, res.Generation); err != nil {
+			return "", st, err
+		}
+	}
 	p.reported.remember(st.observed)
 	phase(PhaseReport)
 	return Reconciled, st, nil
+}
+
+// newerWork returns one of works as Maestro holds it now when it carries a
+// newer resource generation than gen (AnnotationGeneration), else nil. A
+// missing work has no generation and supersedes nothing: a deleted
+// resource's works are gone, and its Finalized report must go out.
+func (p *Pipeline) newerWork(ctx context.Context, works []*workv1.ManifestWork, gen int64) (*workv1.ManifestWork, error) {
+	for _, w := range works {
+		got, err := p.delivery.Get(ctx, w.Namespace, w.Name)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading ManifestWork %s/%s to check its generation before reporting: %w", w.Namespace, w.Name, err)
+		}
+		if g, ok := maestro.ResourceGeneration(got); ok && g > gen {
+			return got, nil
+		}
+	}
+	return nil, nil
+}
+
+// markStatusPending marks, in Maestro, each work whose status wait ran out
+// before the agent answered (AnnotationStatusPending), so that whichever
+// replica sees its status settle reports it, even when this one is gone by
+// then. A work already at a newer generation is that generation's event's
+// to report. A marking that fails fails the try: the event is tried again
+// (or, if this replica dies first, redelivered), so the work is never left
+// reported Unknown and unmarked.
+func (p *Pipeline) markStatusPending(ctx context.Context, st *state, gen int64) error {
+	for i, o := range st.observed {
+		if o.StatusTimeout == 0 || o.Work == nil || maestro.StatusSettled(o.Work) {
+			continue
+		}
+		// Apply creates a missing work: never for a mark. A work deleted
+		// or being deleted meanwhile is a deletion's to report.
+		cur, err := p.delivery.Get(ctx, o.Consumer, o.Name)
+		if apierrors.IsNotFound(err) || (err == nil && cur.DeletionTimestamp != nil) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading ManifestWork %s/%s to mark it as awaiting the agent's status: %w", o.Consumer, o.Name, err)
+		}
+		w := st.works[i].DeepCopy()
+		if w.Annotations == nil {
+			w.Annotations = map[string]string{}
+		}
+		w.Annotations[maestro.AnnotationStatusPending] = strconv.FormatInt(gen, 10)
+		got, err := p.delivery.Apply(ctx, w)
+		if errors.Is(err, maestro.ErrStaleGeneration) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("marking ManifestWork %s/%s as awaiting the agent's status: %w", w.Namespace, w.Name, err)
+		}
+		loggerFrom(ctx, p.log).InfoContext(ctx, "the agent did not report in time; the work is marked so that any replica reports its status when the agent answers",
+			"work", workName(w), "status_timeout", p.cfg.StatusTimeout)
+		st.observed[i].Work = got
+	}
+	return nil
 }
 
 // phaseTimer returns a function that reports the time since the previous
@@ -227,6 +308,7 @@ func (p *Pipeline) deleteAll(ctx context.Context, st *state) error {
 func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx context.Context, i int) (*workv1.ManifestWork, error)) {
 	start := time.Now()
 	defer func() { p.phaseDone(ctx, PhaseAwaitStatus, start, time.Now()) }()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StatusTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -237,6 +319,9 @@ func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx contex
 			w, err := wait(ctx, i)
 			if err != nil {
 				loggerFrom(ctx, p.log).DebugContext(ctx, "status not settled in time; reporting what is known", "work", st.observed[i].Name, "err", err)
+				if parent.Err() == nil {
+					st.observed[i].StatusTimeout = p.cfg.StatusTimeout
+				}
 			}
 			st.observed[i].Work = w
 		}()
@@ -256,6 +341,11 @@ func (p *Pipeline) publish(ctx context.Context, ev events.Event, res *hyperfleet
 	return nil
 }
 
+// failureCheckTimeout bounds the generation check before a failure report:
+// the failure may be Maestro's, and the dead-letter should not wait out
+// MAESTRO_UNAVAILABLE_TIMEOUT for it.
+const failureCheckTimeout = 5 * time.Second
+
 // reportFailure publishes a Health=False report naming the cause, as far as
 // the resource is known, before the event is dead-lettered. It is best
 // effort: the dead-letter entry carries the reason too.
@@ -266,6 +356,16 @@ func (p *Pipeline) reportFailure(ctx context.Context, ev events.Event, st *state
 	t := st.target
 	if t.Cluster == nil {
 		t.Cluster = t.Resource
+	}
+	// Not older than the work either; when Maestro cannot even be read
+	// (often the very failure) the report goes out unchecked.
+	checkCtx, cancel := context.WithTimeout(ctx, failureCheckTimeout)
+	defer cancel()
+	if newer, err := p.newerWork(checkCtx, st.works, t.Resource.Generation); newer != nil {
+		loggerFrom(ctx, p.log).InfoContext(ctx, "a newer generation reached the work; not publishing this one's failure report", "work", workName(newer))
+		return
+	} else if err != nil {
+		loggerFrom(ctx, p.log).WarnContext(ctx, "could not check the works' generation before the failure report; publishing it", "err", err)
 	}
 	report := handlers.FailureReport(p.cfg.AdapterName, t, st.observed, cause, p.now())
 	if err := p.publish(ctx, ev, t.Resource, report); err != nil {

@@ -38,61 +38,97 @@ const (
 // WatchStatus turns status changes Maestro reports on this adapter's works
 // (Applied, Available, Degraded, feedback, Deleted) into a status event at
 // once, instead of waiting for Sentinel's next event. It runs until ctx
-// ends. Config.StatusWatch says which works it reports on.
+// ends. Config.StatusWatch says which works it reports on; a work marked
+// AnnotationStatusPending (its event reported Unknown because the agent
+// did not answer in time) is reported whatever it says, by every replica
+// that sees it settle: the replica that wrote it may be gone.
 //
-// A change on a resource that has an event queued or running is left to
-// that event, which reports when it is done; reporting it twice would only
-// race the two reports. Otherwise the watcher holds the resource while it
-// reads, builds and publishes, and an event for it arriving meanwhile waits
-// (see awaitHold): the event's report, newer, lands last. A change that
-// leaves the status as last reported (Maestro resends a work on resync and
-// after each write) is not reported again.
+// It reports only the agent's word: a change whose status is not settled at
+// the work's current version (the agent has not answered yet) is not
+// reported, and neither is a resource whose works, as Maestro holds them
+// now, are at another generation than the resource (the event for the
+// newer one reports; no report is ever older than a work).
+//
+// A change on a resource that has an event queued or running is put aside
+// until that event is done, then considered again against what the event
+// reported; reporting it meanwhile would only race the event's report.
+// Otherwise the watcher holds the resource while it reads, builds and
+// publishes, and an event for it arriving meanwhile waits (see awaitHold):
+// the event's report, newer, lands last. A change that leaves the status
+// as last reported (Maestro resends a work on resync and after each write)
+// is not reported again.
 func (p *Pipeline) WatchStatus(ctx context.Context) error {
 	if p.cfg.StatusWatch == WatchOff {
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	changes := p.tracker.Subscribe(ctx)
-	for ch := range changes {
-		w := ch.Work
-		if w == nil || w.Labels[maestro.LabelAdapter] != p.cfg.AdapterName {
-			continue
-		}
-		href := w.Annotations[maestro.AnnotationResourceHref]
-		key := w.Labels[maestro.LabelResourceKind] + "/" + w.Labels[maestro.LabelResourceID]
-		if href == "" {
-			continue
-		}
-		seen := reportedWork{version: w.Generation, fingerprint: statusFingerprint(ch)}
-		if !p.reported.worthReporting(workName(w), seen, p.cfg.StatusWatch == WatchAll) {
-			continue
-		}
-		release, idle := p.holdIdle(key)
-		if !idle {
-			continue
-		}
-		log := p.log.With("resource", href, "work", w.Namespace+"/"+w.Name, "change", ch.Type)
-		err := p.reportCurrent(withLogger(ctx, log), href, ch)
-		release()
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("could not report a status change", "err", err)
+	for {
+		select {
+		case ch, ok := <-changes:
+			if !ok {
+				return ctx.Err()
 			}
-			continue
-		}
-		if ch.Type == watch.Deleted {
-			p.reported.forget(workName(w))
-		} else {
-			p.reported.set(workName(w), seen)
+			p.considerChange(ctx, ch)
+		case <-p.idle:
+			for _, ch := range p.takeDeferred() {
+				p.considerChange(ctx, ch)
+			}
 		}
 	}
-	return ctx.Err()
 }
 
-// reportCurrent reports on a resource from the works as Maestro has them
-// now, without applying anything. The work that changed is taken as the
-// watch delivered it; the resource's other works are read.
-func (p *Pipeline) reportCurrent(ctx context.Context, href string, changed maestro.WorkEvent) error {
+// considerChange reports one status change if it is news (see WatchStatus).
+func (p *Pipeline) considerChange(ctx context.Context, ch maestro.WorkEvent) {
+	w := ch.Work
+	if w == nil || w.Labels[maestro.LabelAdapter] != p.cfg.AdapterName {
+		return
+	}
+	href := w.Annotations[maestro.AnnotationResourceHref]
+	key := w.Labels[maestro.LabelResourceKind] + "/" + w.Labels[maestro.LabelResourceID]
+	if href == "" {
+		return
+	}
+	if ch.Type != watch.Deleted && w.DeletionTimestamp == nil && !maestro.StatusSettled(w) {
+		return // the agent has not answered about this version yet
+	}
+	seen := reportedWork{version: w.Generation, fingerprint: statusFingerprint(ch)}
+	pending := ch.Type != watch.Deleted && w.Annotations[maestro.AnnotationStatusPending] != ""
+	if !p.reported.worthReporting(workName(w), seen, p.cfg.StatusWatch == WatchAll || pending) {
+		return
+	}
+	release, idle := p.holdIdle(key, ch)
+	if !idle {
+		return
+	}
+	log := p.log.With("resource", href, "work", workName(w), "change", ch.Type)
+	if pending {
+		log = log.With("status_pending", true)
+	}
+	err := p.reportCurrent(withLogger(ctx, log), href)
+	release()
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("could not report a status change", "err", err)
+		}
+		return
+	}
+	if ch.Type == watch.Deleted {
+		p.reported.forget(workName(w))
+	} else {
+		p.reported.set(workName(w), seen)
+	}
+}
+
+// reportCurrent reports on a resource from its works as Maestro has them
+// now, without applying anything, unless that would not be the agent's
+// final word on the resource's current generation: a work at another
+// generation than the resource (a newer one: its event reports; an older
+// one: the resource's newer generation is still to be delivered) or one
+// whose status is not settled. For a resource being deleted only a newer
+// generation stops it: its works are going away.
+func (p *Pipeline) reportCurrent(ctx context.Context, href string) error {
+	log := loggerFrom(ctx, p.log)
 	res, err := p.resources.GetResource(ctx, href)
 	if errors.Is(err, hyperfleet.ErrNotFound) {
 		return nil
@@ -110,25 +146,33 @@ func (p *Pipeline) reportCurrent(ctx context.Context, href string, changed maest
 	if err != nil {
 		return fmt.Errorf("build manifests: %w", err)
 	}
+	deleting := res.Deleting()
 	observed := make([]handlers.Observed, len(works))
 	for i, w := range works {
 		observed[i] = handlers.Observed{Name: w.Name, Consumer: w.Namespace}
-		if workName(w) == workName(changed.Work) {
-			if changed.Type != watch.Deleted {
-				observed[i].Work = changed.Work
-			}
-			continue
-		}
 		got, err := p.delivery.Get(ctx, w.Namespace, w.Name)
 		switch {
 		case apierrors.IsNotFound(err):
+			continue
 		case err != nil:
 			return fmt.Errorf("get ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
-		default:
-			observed[i].Work = got
+		}
+		observed[i].Work = got
+		g, _ := maestro.ResourceGeneration(got)
+		switch {
+		case g > res.Generation:
+			log.DebugContext(ctx, "not reporting: the work is at a newer generation than the resource read", "work_generation", g, "generation", res.Generation)
+			return nil
+		case deleting:
+		case g < res.Generation:
+			log.DebugContext(ctx, "not reporting: the resource's generation is not delivered yet", "work_generation", g, "generation", res.Generation)
+			return nil
+		case got.DeletionTimestamp == nil && !maestro.StatusSettled(got):
+			log.DebugContext(ctx, "not reporting: the agent has not answered about the work's current version", "work", workName(got))
+			return nil
 		}
 	}
-	report := handlers.Report(p.cfg.AdapterName, t, res.Deleting(), observed, p.now())
+	report := handlers.Report(p.cfg.AdapterName, t, deleting, observed, p.now())
 	if err := p.publish(ctx, ev, res, report); err != nil && !errors.Is(err, hyperfleet.ErrNotFound) {
 		// (A 404 from the status PUT: deleted meanwhile, nothing to report.)
 		return err
@@ -148,11 +192,17 @@ type resourceHolds struct {
 }
 
 // holdIdle takes a hold on key for the watcher, unless an event for the
-// resource is queued or running (ok false). release ends the hold.
-func (p *Pipeline) holdIdle(key string) (release func(), ok bool) {
+// resource is queued or running (ok false): then ch is put aside until the
+// events for the resource are done (see takeDeferred). release ends the
+// hold.
+func (p *Pipeline) holdIdle(key string, ch maestro.WorkEvent) (release func(), ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, busy := p.keys[key]; busy {
+		if p.deferred[key] == nil {
+			p.deferred[key] = map[string]maestro.WorkEvent{}
+		}
+		p.deferred[key][workName(ch.Work)] = ch
 		return nil, false
 	}
 	if p.holds.held == nil {
@@ -166,6 +216,36 @@ func (p *Pipeline) holdIdle(key string) (release func(), ok bool) {
 		p.mu.Unlock()
 		close(done)
 	}, true
+}
+
+// keyDone is called (with p.mu held) when the last event for key is done:
+// changes put aside for it are due.
+func (p *Pipeline) keyDone(key string) {
+	if _, ok := p.deferred[key]; !ok {
+		return
+	}
+	select {
+	case p.idle <- struct{}{}:
+	default:
+	}
+}
+
+// takeDeferred returns the changes put aside for resources with no event
+// queued or running any more, latest per work.
+func (p *Pipeline) takeDeferred() []maestro.WorkEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []maestro.WorkEvent
+	for key, byWork := range p.deferred {
+		if _, busy := p.keys[key]; busy {
+			continue
+		}
+		for _, ch := range byWork {
+			out = append(out, ch)
+		}
+		delete(p.deferred, key)
+	}
+	return out
 }
 
 // awaitHold returns once the watcher holds no hold on key, or when ctx
@@ -245,6 +325,8 @@ func (r *reportedWorks) worthReporting(name string, seen reportedWork, all bool)
 	switch {
 	case !known:
 		return all
+	case seen.version < last.version:
+		return false // older than what was reported
 	case !all && seen.version > last.version:
 		delete(r.works, name)
 		return false

@@ -86,11 +86,10 @@ func replicaOf(t *testing.T, h *harness, mode string) (*Pipeline, *captureSink) 
 
 // Replicas share one Maestro source and all see every work change; by
 // default only the replica that delivered a work reports its changes, so a
-// late status is reported once, not once per replica. A replica watching
-// all works reports it too.
+// status is reported once, not once per replica. A replica watching all
+// works reports it too.
 func TestWatchStatusReportsOnlyDeliveredWorks(t *testing.T) {
 	h := newHarness(t, harnessOpts{adapterType: "namespace",
-		cfg:     func(c *Config) { c.StatusTimeout = 20 * time.Millisecond },
 		backend: embedded.Options{AgentDelay: 300 * time.Millisecond}})
 	other, otherSink := replicaOf(t, h, WatchDelivered)
 	all, allSink := replicaOf(t, h, WatchAll)
@@ -103,13 +102,10 @@ func TestWatchStatusReportsOnlyDeliveredWorks(t *testing.T) {
 	}
 
 	h.run(t, []*events.Message{snapshotMsgWithAPI(t)})
-	waitCond(t, 10*time.Second, "the delivering replica's report of the late status", func() bool {
-		reps := h.sink.reports(t)
-		n := len(reps)
-		return n >= 2 && conditions(reps[n-1].Report)["Available"] == "True"
-	})
-	waitCond(t, 10*time.Second, "the all-works replica's report of the late status", func() bool {
-		// It may also have reported the work as first created: news to it.
+	if reps := h.sink.reports(t); len(reps) != 1 || conditions(reps[0].Report)["Available"] != "True" {
+		t.Fatalf("the event's report (the agent answered in time): %+v", reps)
+	}
+	waitCond(t, 10*time.Second, "the all-works replica's report of the status", func() bool {
 		reps := allSink.reports(t)
 		n := len(reps)
 		return n >= 1 && conditions(reps[n-1].Report)["Available"] == "True"
@@ -121,6 +117,53 @@ func TestWatchStatusReportsOnlyDeliveredWorks(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// The writer of a work is gone (its watcher does not run) when the agent
+// answers after STATUS_TIMEOUT: its event reported Unknown (Health Unknown,
+// naming the timeout) and marked the work in Maestro; a replica that
+// delivered nothing, watching only its own works, reports the agent's
+// answer, because the mark says someone must.
+func TestLateStatusIsReportedByAnotherReplicaWhenTheWriterIsGone(t *testing.T) {
+	h := newHarness(t, harnessOpts{adapterType: "namespace",
+		cfg:     func(c *Config) { c.StatusTimeout = 20 * time.Millisecond },
+		backend: embedded.Options{AgentDelay: 300 * time.Millisecond}})
+	other, otherSink := replicaOf(t, h, WatchDelivered)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); _ = other.WatchStatus(ctx) }()
+
+	h.run(t, []*events.Message{snapshotMsgWithAPI(t)})
+	first := h.sink.reports(t)
+	if len(first) != 1 {
+		t.Fatalf("the writer published %d reports, want 1", len(first))
+	}
+	c := first[0].Report.Condition(hyperfleet.ConditionHealth)
+	if got := conditions(first[0].Report); got["Available"] != "Unknown" || got["Applied"] != "Unknown" || c.Status != "Unknown" ||
+		c.Reason != handlers.ReasonStatusTimeout || !strings.Contains(c.Message, "STATUS_TIMEOUT (20ms)") {
+		t.Fatalf("the writer's report: %v, Health %+v; want Applied/Available/Health Unknown naming STATUS_TIMEOUT", got, c)
+	}
+	w, err := h.backend.Get(context.Background(), "hp-cluster-abc12", "hyperfleet-hp-cluster-abc12-namespace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Annotations[maestro.AnnotationStatusPending]; got != "1" {
+		t.Errorf("work annotation %s = %q, want 1 (the generation reported Unknown)", maestro.AnnotationStatusPending, got)
+	}
+	waitCond(t, 10*time.Second, "the other replica's report of the agent's answer", func() bool {
+		reps := otherSink.reports(t)
+		n := len(reps)
+		return n >= 1 && conditions(reps[n-1].Report)["Available"] == "True"
+	})
+	for _, r := range otherSink.reports(t) {
+		got := conditions(r.Report)
+		if got["Applied"] != "True" || got["Available"] != "True" || got["Health"] != "True" || r.Report.ObservedGeneration != 1 {
+			t.Errorf("the other replica reported %v at generation %d; it reports only the agent's final word", got, r.Report.ObservedGeneration)
+		}
+	}
+	cancel()
+	<-watchDone
 }
 
 func TestReportedWorksWorthReporting(t *testing.T) {
