@@ -4,7 +4,9 @@
 // its typed Kubernetes struct, and compares it with what the kustomize
 // overlay of the same type renders (deploy/kustomize): settings, secrets,
 // security contexts, probes, resources, volumes, RBAC rules, Service, PDB
-// and HPA must be the same. With a test control plane (KUBECONFIG from
+// and HPA must be the same. The default delivery (maestro) is compared with
+// overlays/<type>, which grant no RBAC; delivery=job with
+// overlays-job/<type>, which add components/job-delivery's Role. With a test control plane (KUBECONFIG from
 // deploy/local/kube/kube.sh env) a real kube-apiserver validates every
 // object with a server-side dry run, under Pod Security "restricted".
 package helm_test
@@ -92,6 +94,8 @@ type rendered struct {
 	serviceAccount *corev1.ServiceAccount
 	role           *rbacv1.Role
 	roleBinding    *rbacv1.RoleBinding
+	clusterRole    *rbacv1.ClusterRole
+	clusterBinding *rbacv1.ClusterRoleBinding
 	pdb            *policyv1.PodDisruptionBudget
 	hpa            *autoscalingv2.HorizontalPodAutoscaler
 	configMaps     map[string]*corev1.ConfigMap // by name, kustomize's content hash removed
@@ -143,6 +147,12 @@ func decode(t *testing.T, from string, docs [][]byte, unhash bool) *rendered {
 		case *rbacv1.RoleBinding:
 			dup(r.roleBinding != nil)
 			r.roleBinding = o
+		case *rbacv1.ClusterRole:
+			dup(r.clusterRole != nil)
+			r.clusterRole = o
+		case *rbacv1.ClusterRoleBinding:
+			dup(r.clusterBinding != nil)
+			r.clusterBinding = o
 		case *policyv1.PodDisruptionBudget:
 			dup(r.pdb != nil)
 			r.pdb = o
@@ -159,10 +169,10 @@ func decode(t *testing.T, from string, docs [][]byte, unhash bool) *rendered {
 			t.Fatalf("%s: unexpected %s", from, gvk)
 		}
 	}
+	// RBAC depends on the delivery: the callers check it.
 	for name, missing := range map[string]bool{
 		"Deployment": r.deployment == nil, "Service": r.service == nil,
-		"ServiceAccount": r.serviceAccount == nil, "Role": r.role == nil,
-		"RoleBinding": r.roleBinding == nil, "PodDisruptionBudget": r.pdb == nil,
+		"ServiceAccount": r.serviceAccount == nil, "PodDisruptionBudget": r.pdb == nil,
 		"HorizontalPodAutoscaler": r.hpa == nil,
 	} {
 		if missing {
@@ -231,20 +241,41 @@ func renderChart(t *testing.T, ns string, valueFiles []string, set []string) ([]
 	return docs, nil
 }
 
-func helmFor(t *testing.T, typ, ns string) *rendered {
+// helmFor renders values-<typ>.yaml with the --set values given.
+func helmFor(t *testing.T, typ, ns string, set ...string) *rendered {
 	t.Helper()
-	docs, err := renderChart(t, ns, []string{"values-" + typ + ".yaml"}, nil)
+	docs, err := renderChart(t, ns, []string{"values-" + typ + ".yaml"}, set)
 	if err != nil {
-		t.Fatalf("helm template -f values-%s.yaml: %v", typ, err)
+		t.Fatalf("helm template -f values-%s.yaml %v: %v", typ, set, err)
 	}
-	return decode(t, "helm "+typ, docs, false)
+	return decode(t, strings.TrimSpace(fmt.Sprintf("helm %s %s", typ, strings.Join(set, " "))), docs, false)
 }
 
-func kustomizeFor(t *testing.T, typ string) *rendered {
+// jobDelivery are the --set values that make the chart render what
+// overlays-job/<typ> renders: Job delivery, and that overlay's names (its
+// -<typ>-job suffix, subscription and source id) with the type's
+// ADAPTER_NAME.
+func jobDelivery(typ string) []string {
+	return []string{"delivery=job", "fullnameOverride=hyperfleet-maestro-adapter-" + typ + "-job",
+		"adapter.subscriptionId=hyperfleet-adapter-" + typ + "-job", "adapter.sourceId=hyperfleet-adapter-" + typ + "-job"}
+}
+
+// kubernetesDelivery are the --set values for DELIVERY=kubernetes with the
+// namespace adapter's cluster rules (README "Kubernetes delivery", RBAC),
+// under names of their own (-<typ>-kube).
+func kubernetesDelivery(typ string) []string {
+	return []string{"delivery=kubernetes", "fullnameOverride=hyperfleet-maestro-adapter-" + typ + "-kube",
+		"adapter.subscriptionId=hyperfleet-adapter-" + typ + "-kube", "adapter.sourceId=hyperfleet-adapter-" + typ + "-kube",
+		`kubernetesDelivery.rules[0].apiGroups={""}`, "kubernetesDelivery.rules[0].resources={namespaces,configmaps}",
+		"kubernetesDelivery.rules[0].verbs={get,list,watch,create,patch,delete}"}
+}
+
+// kustomizeFor builds overlays/<typ> (dir "overlays") or overlays-job/<typ>.
+func kustomizeFor(t *testing.T, dir, typ string) *rendered {
 	t.Helper()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(kustomizeDir, "overlays", typ))
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(kustomizeDir, dir, typ))
 	if err != nil {
-		t.Fatalf("kustomize build overlays/%s: %v", typ, err)
+		t.Fatalf("kustomize build %s/%s: %v", dir, typ, err)
 	}
 	var docs [][]byte
 	for _, res := range m.Resources() {
@@ -254,7 +285,7 @@ func kustomizeFor(t *testing.T, typ string) *rendered {
 		}
 		docs = append(docs, data)
 	}
-	return decode(t, "kustomize "+typ, docs, true)
+	return decode(t, "kustomize "+dir+"/"+typ, docs, true)
 }
 
 // Every adapter type has a values file, and the chart's output for it
@@ -312,78 +343,136 @@ func TestLint(t *testing.T) {
 	}
 }
 
+// jobOverlays are the adapter types deploy/kustomize/overlays-job has an
+// overlay for.
+func jobOverlays(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(kustomizeDir, "overlays-job"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no overlays-job/<type>: has deploy/kustomize moved?")
+	}
+	return out
+}
+
 // The chart renders what the kustomize overlay of the same type renders,
-// field by field where it matters.
+// field by field where it matters: with its default delivery (maestro) what
+// overlays/<type> renders, with no RBAC at all; with delivery=job what
+// overlays-job/<type> renders, with components/job-delivery's Role.
 func TestChartMatchesKustomize(t *testing.T) {
 	for _, typ := range adapterTypes(t) {
 		t.Run(typ, func(t *testing.T) {
-			h, k := helmFor(t, typ, namespace), kustomizeFor(t, typ)
-			same := func(what string, got, want any) {
-				t.Helper()
-				if !reflect.DeepEqual(got, want) {
-					gj, _ := json.Marshal(got)
-					wj, _ := json.Marshal(want)
-					t.Errorf("%s differs:\n helm:      %s\n kustomize: %s", what, gj, wj)
+			h, k := helmFor(t, typ, namespace), kustomizeFor(t, "overlays", typ)
+			for _, r := range []*rendered{h, k} {
+				if r.role != nil || r.roleBinding != nil || r.clusterRole != nil || r.clusterBinding != nil {
+					t.Errorf("%s renders RBAC; Maestro delivery needs no Kubernetes API rights", r.from)
 				}
 			}
-			// Names (kustomize's content hashes aside).
-			same("object names", objectNames(h), objectNames(k))
-
-			// Settings: the ConfigMap the container's envFrom names, and
-			// the env entries (secretKeyRefs and file paths).
-			hc, kc := container(t, h), container(t, k)
-			same("settings", settingsOf(t, h, hc), settingsOf(t, k, kc))
-			same("env", hc.Env, kc.Env)
-			for name, cm := range k.configMaps {
-				if name == k.deployment.Name {
-					continue // the settings, compared above
-				}
-				hcm, ok := h.configMaps[name]
-				if !ok {
-					t.Errorf("kustomize renders ConfigMap %s, the chart does not", name)
-					continue
-				}
-				same("ConfigMap "+name+" keys", keys(hcm.Data), keys(cm.Data))
-				for key, want := range cm.Data {
-					got := hcm.Data[key]
-					if strings.HasSuffix(key, ".yaml") && key == "values.yaml" {
-						// Free-form values: the same YAML, comments aside.
-						var gv, wv any
-						if err := yaml.Unmarshal([]byte(got), &gv); err != nil {
-							t.Fatal(err)
-						}
-						if err := yaml.Unmarshal([]byte(want), &wv); err != nil {
-							t.Fatal(err)
-						}
-						same("ConfigMap "+name+" "+key, gv, wv)
-						continue
-					}
-					same("ConfigMap "+name+" "+key, got, want)
-				}
-			}
-
-			// The pod: everything but the labels and annotations (managed-by
-			// and the chart's checksums differ by design) and the generated
-			// ConfigMaps' hashed names.
-			hp, kp := normalizedPod(h), normalizedPod(k)
-			same("pod spec", hp, kp)
-			same("pod selector labels", selectorLabels(h.deployment.Spec.Template.Labels), selectorLabels(k.deployment.Spec.Template.Labels))
-			same("container security context", hc.SecurityContext, kc.SecurityContext)
-			same("pod security context", h.deployment.Spec.Template.Spec.SecurityContext, k.deployment.Spec.Template.Spec.SecurityContext)
-			same("probes", []*corev1.Probe{hc.LivenessProbe, hc.ReadinessProbe}, []*corev1.Probe{kc.LivenessProbe, kc.ReadinessProbe})
-			same("resources", hc.Resources, kc.Resources)
-			same("deployment selector", h.deployment.Spec.Selector, k.deployment.Spec.Selector)
-			same("replicas and strategy", []any{h.deployment.Spec.Replicas, h.deployment.Spec.Strategy, h.deployment.Spec.RevisionHistoryLimit},
-				[]any{k.deployment.Spec.Replicas, k.deployment.Spec.Strategy, k.deployment.Spec.RevisionHistoryLimit})
-
-			// RBAC, Service, PDB, HPA.
-			same("role rules", h.role.Rules, k.role.Rules)
-			same("role binding", []any{h.roleBinding.RoleRef, h.roleBinding.Subjects}, []any{k.roleBinding.RoleRef, k.roleBinding.Subjects})
-			same("service", h.service.Spec, k.service.Spec)
-			same("pod disruption budget", h.pdb.Spec, k.pdb.Spec)
-			same("horizontal pod autoscaler", h.hpa.Spec, k.hpa.Spec)
+			compareRendered(t, h, k)
 		})
 	}
+	for _, typ := range jobOverlays(t) {
+		t.Run("job/"+typ, func(t *testing.T) {
+			h, k := helmFor(t, typ, namespace, jobDelivery(typ)...), kustomizeFor(t, "overlays-job", typ)
+			for _, r := range []*rendered{h, k} {
+				if r.role == nil || r.roleBinding == nil {
+					t.Fatalf("%s renders no Role or RoleBinding for Job delivery", r.from)
+				}
+				if r.clusterRole != nil || r.clusterBinding != nil {
+					t.Errorf("%s renders cluster-wide RBAC; Job delivery needs its namespace only", r.from)
+				}
+			}
+			if got := settingsOf(t, h, container(t, h))["DELIVERY"]; got != "job" {
+				t.Errorf("DELIVERY = %q, want job", got)
+			}
+			compareRendered(t, h, k)
+			sameAs(t, "role rules", h.role.Rules, k.role.Rules)
+			sameAs(t, "role binding", []any{h.roleBinding.RoleRef, h.roleBinding.Subjects}, []any{k.roleBinding.RoleRef, k.roleBinding.Subjects})
+		})
+	}
+}
+
+// sameAs fails the test, showing both, when helm's got differs from
+// kustomize's want.
+func sameAs(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		t.Errorf("%s differs:\n helm:      %s\n kustomize: %s", what, gj, wj)
+	}
+}
+
+// compareRendered compares everything but RBAC, which depends on the
+// delivery.
+func compareRendered(t *testing.T, h, k *rendered) {
+	t.Helper()
+	same := func(what string, got, want any) {
+		t.Helper()
+		sameAs(t, what, got, want)
+	}
+	// Names (kustomize's content hashes aside).
+	same("object names", objectNames(h), objectNames(k))
+
+	// Settings: the ConfigMap the container's envFrom names, and
+	// the env entries (secretKeyRefs and file paths).
+	hc, kc := container(t, h), container(t, k)
+	same("settings", settingsOf(t, h, hc), settingsOf(t, k, kc))
+	same("env", hc.Env, kc.Env)
+	for name, cm := range k.configMaps {
+		if name == k.deployment.Name {
+			continue // the settings, compared above
+		}
+		hcm, ok := h.configMaps[name]
+		if !ok {
+			t.Errorf("kustomize renders ConfigMap %s, the chart does not", name)
+			continue
+		}
+		same("ConfigMap "+name+" keys", keys(hcm.Data), keys(cm.Data))
+		for key, want := range cm.Data {
+			got := hcm.Data[key]
+			if strings.HasSuffix(key, ".yaml") && key == "values.yaml" {
+				// Free-form values: the same YAML, comments aside.
+				var gv, wv any
+				if err := yaml.Unmarshal([]byte(got), &gv); err != nil {
+					t.Fatal(err)
+				}
+				if err := yaml.Unmarshal([]byte(want), &wv); err != nil {
+					t.Fatal(err)
+				}
+				same("ConfigMap "+name+" "+key, gv, wv)
+				continue
+			}
+			same("ConfigMap "+name+" "+key, got, want)
+		}
+	}
+
+	// The pod: everything but the labels and annotations (managed-by
+	// and the chart's checksums differ by design) and the generated
+	// ConfigMaps' hashed names.
+	hp, kp := normalizedPod(h), normalizedPod(k)
+	same("pod spec", hp, kp)
+	same("pod selector labels", selectorLabels(h.deployment.Spec.Template.Labels), selectorLabels(k.deployment.Spec.Template.Labels))
+	same("container security context", hc.SecurityContext, kc.SecurityContext)
+	same("pod security context", h.deployment.Spec.Template.Spec.SecurityContext, k.deployment.Spec.Template.Spec.SecurityContext)
+	same("probes", []*corev1.Probe{hc.LivenessProbe, hc.ReadinessProbe}, []*corev1.Probe{kc.LivenessProbe, kc.ReadinessProbe})
+	same("resources", hc.Resources, kc.Resources)
+	same("deployment selector", h.deployment.Spec.Selector, k.deployment.Spec.Selector)
+	same("replicas and strategy", []any{h.deployment.Spec.Replicas, h.deployment.Spec.Strategy, h.deployment.Spec.RevisionHistoryLimit},
+		[]any{k.deployment.Spec.Replicas, k.deployment.Spec.Strategy, k.deployment.Spec.RevisionHistoryLimit})
+
+	// Service, PDB, HPA.
+	same("service", h.service.Spec, k.service.Spec)
+	same("pod disruption budget", h.pdb.Spec, k.pdb.Spec)
+	same("horizontal pod autoscaler", h.hpa.Spec, k.hpa.Spec)
 }
 
 // objectNames lists kind/name of every object (ConfigMaps without
