@@ -39,10 +39,12 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -266,7 +268,7 @@ func jobDelivery(typ string) []string {
 func kubernetesDelivery(typ string) []string {
 	return []string{"delivery=kubernetes", "fullnameOverride=hyperfleet-maestro-adapter-" + typ + "-kube",
 		"adapter.subscriptionId=hyperfleet-adapter-" + typ + "-kube", "adapter.sourceId=hyperfleet-adapter-" + typ + "-kube",
-		`kubernetesDelivery.rules[0].apiGroups={""}`, "kubernetesDelivery.rules[0].resources={namespaces,configmaps}",
+		"kubernetesDelivery.rules[0].apiGroups[0]=", "kubernetesDelivery.rules[0].resources={namespaces,configmaps}",
 		"kubernetesDelivery.rules[0].verbs={get,list,watch,create,patch,delete}"}
 }
 
@@ -324,12 +326,20 @@ func TestValuesFilePerAdapterType(t *testing.T) {
 	}
 }
 
-// `helm lint` has nothing to say about the chart with any type's values
-// (info messages, e.g. a missing icon, aside).
+// `helm lint` has nothing to say about the chart with any type's values,
+// nor with the job and kubernetes deliveries (info messages, e.g. a missing
+// icon, aside).
 func TestLint(t *testing.T) {
+	cases := map[string][]string{}
 	for _, typ := range adapterTypes(t) {
-		t.Run(typ, func(t *testing.T) {
-			vals, err := (&values.Options{ValueFiles: []string{filepath.Join(chartDir, "values-"+typ+".yaml")}}).MergeValues(getter.Providers{})
+		cases[typ] = nil
+	}
+	cases["namespace/job"] = jobDelivery("namespace")
+	cases["namespace/kubernetes"] = kubernetesDelivery("namespace")
+	for name, set := range cases {
+		typ, _, _ := strings.Cut(name, "/")
+		t.Run(name, func(t *testing.T) {
+			vals, err := (&values.Options{ValueFiles: []string{filepath.Join(chartDir, "values-"+typ+".yaml")}, Values: set}).MergeValues(getter.Providers{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -400,14 +410,14 @@ func TestChartMatchesKustomize(t *testing.T) {
 	}
 }
 
-// sameAs fails the test, showing both, when helm's got differs from
-// kustomize's want.
+// sameAs fails the test, showing both, when the chart's got differs from
+// want (kustomize's, or the README's).
 func sameAs(t *testing.T, what string, got, want any) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
 		gj, _ := json.Marshal(got)
 		wj, _ := json.Marshal(want)
-		t.Errorf("%s differs:\n helm:      %s\n kustomize: %s", what, gj, wj)
+		t.Errorf("%s differs:\n chart: %s\n want:  %s", what, gj, wj)
 	}
 }
 
@@ -574,6 +584,12 @@ func TestValues(t *testing.T) {
 		{name: "misspelt value", files: []string{"values-namespace.yaml"}, set: []string{"replicas=3"}, wantErr: "'replicas' not allowed"},
 		{name: "bad digest", files: []string{"values-namespace.yaml"}, set: []string{"image.digest=latest"}, wantErr: "/image/digest"},
 		{name: "unknown trace protocol", files: []string{"values-namespace.yaml"}, set: []string{"tracing.protocol=thrift"}, wantErr: "/tracing/protocol"},
+		// The in-process stand-in would report a simulated agent's status
+		// as real.
+		{name: "embedded delivery", files: []string{"values-namespace.yaml"}, set: []string{"delivery=embedded"}, wantErr: "/delivery"},
+		{name: "kubernetes delivery without rules", files: []string{"values-namespace.yaml"}, set: []string{"delivery=kubernetes"}, wantErr: "/kubernetesDelivery/rules"},
+		{name: "kubernetes delivery, unknown verb", files: []string{"values-namespace.yaml"},
+			set: append(kubernetesDelivery("namespace"), "kubernetesDelivery.rules[0].verbs={escalate}"), wantErr: "/kubernetesDelivery/rules/0/verbs/0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderChart(t, namespace, tc.files, tc.set)
@@ -619,11 +635,95 @@ func TestValues(t *testing.T) {
 	}
 }
 
+// delivery=kubernetes renders the RBAC README's "Kubernetes delivery"
+// section documents for the namespace adapter (its Role on the work records,
+// its ClusterRole from kubernetesDelivery.rules), bound to the adapter's
+// ServiceAccount, and no Maestro settings or certificate.
+func TestKubernetesDelivery(t *testing.T) {
+	r := helmFor(t, "namespace", namespace, kubernetesDelivery("namespace")...)
+	if r.role == nil || r.roleBinding == nil || r.clusterRole == nil || r.clusterBinding == nil {
+		t.Fatalf("%s: want a Role, RoleBinding, ClusterRole and ClusterRoleBinding", r.from)
+	}
+	doc := readmeKubernetesRBAC(t)
+	sameAs(t, "Role rules (chart vs README)", r.role.Rules, doc["Role"])
+	sameAs(t, "ClusterRole rules (chart vs README)", r.clusterRole.Rules, doc["ClusterRole"])
+	sa := []rbacv1.Subject{{Kind: "ServiceAccount", Name: r.deployment.Spec.Template.Spec.ServiceAccountName, Namespace: namespace}}
+	sameAs(t, "RoleBinding", []any{r.roleBinding.RoleRef, r.roleBinding.Subjects},
+		[]any{rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.role.Name}, sa})
+	sameAs(t, "ClusterRoleBinding", []any{r.clusterBinding.RoleRef, r.clusterBinding.Subjects},
+		[]any{rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.clusterRole.Name}, sa})
+	if !strings.HasSuffix(r.clusterRole.Name, "-"+namespace) {
+		t.Errorf("ClusterRole %s: want the release namespace in the name of a cluster-scoped object", r.clusterRole.Name)
+	}
+
+	c := container(t, r)
+	settings := settingsOf(t, r, c)
+	if settings["DELIVERY"] != "kubernetes" {
+		t.Errorf("DELIVERY = %q, want kubernetes", settings["DELIVERY"])
+	}
+	for k := range settings {
+		if strings.HasPrefix(k, "MAESTRO_") && k != "MAESTRO_SOURCE_ID" || strings.HasPrefix(k, "JOB_") {
+			t.Errorf("setting %s with DELIVERY=kubernetes", k)
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "MAESTRO_") {
+			t.Errorf("env %s with DELIVERY=kubernetes", e.Name)
+		}
+	}
+	// A Secret that need not exist would keep the pod from starting.
+	for _, v := range r.deployment.Spec.Template.Spec.Volumes {
+		if v.Name == "maestro-client-tls" {
+			t.Error("DELIVERY=kubernetes mounts Maestro's client certificate")
+		}
+	}
+}
+
+// readmeKubernetesRBAC is the RBAC the top-level README's "Kubernetes
+// delivery" section documents (kind -> rules), so that chart and README
+// cannot drift apart.
+func readmeKubernetesRBAC(t *testing.T) map[string][]rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	i := strings.Index(text, "- *RBAC.* In `KUBE_WORK_NAMESPACE`")
+	if i < 0 {
+		t.Fatal("README.md: no *RBAC.* item under Kubernetes delivery")
+	}
+	text = text[i:]
+	start := strings.Index(text, "```yaml\n")
+	end := strings.Index(text[start+1:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README.md: the *RBAC.* item has no yaml block")
+	}
+	out := map[string][]rbacv1.PolicyRule{}
+	for _, part := range strings.Split(text[start+len("```yaml\n"):start+1+end], "\n  ---\n") {
+		var doc struct {
+			Kind  string              `json:"kind"`
+			Rules []rbacv1.PolicyRule `json:"rules"`
+		}
+		if err := yaml.UnmarshalStrict([]byte(part), &doc); err != nil {
+			t.Fatalf("README.md RBAC block: %v\n%s", err, part)
+		}
+		out[doc.Kind] = doc.Rules
+	}
+	if len(out["Role"]) == 0 || len(out["ClusterRole"]) == 0 {
+		t.Fatalf("README.md RBAC block: want a Role and a ClusterRole, got %v", out)
+	}
+	return out
+}
+
 // TestServerSideDryRun has a real kube-apiserver validate and default every
-// object of every adapter type's release (dry run, strict field
+// object of every adapter type's release, and of the namespace adapter's
+// with the job and kubernetes deliveries (dry run, strict field
 // validation) in a namespace enforcing Pod Security "restricted", and
 // dry-runs a pod as the ReplicaSet controller would make it. Then it
-// creates all of them in that one namespace: the releases do not clash.
+// creates all of them in that one namespace (the releases do not clash) and
+// asks the server what each delivery's ServiceAccount may do: nothing with
+// Maestro delivery, what the Role grants with the others.
 func TestServerSideDryRun(t *testing.T) {
 	cfg := requireControlPlane(t)
 	warnings := &warningRecorder{}
@@ -659,6 +759,9 @@ func TestServerSideDryRun(t *testing.T) {
 	for _, typ := range adapterTypes(t) {
 		all[typ] = helmFor(t, typ, ns.Name)
 	}
+	all["namespace/job"] = helmFor(t, "namespace", ns.Name, jobDelivery("namespace")...)
+	all["namespace/kubernetes"] = helmFor(t, "namespace", ns.Name, kubernetesDelivery("namespace")...)
+	outer := t
 	create := func(t *testing.T, r *rendered, dryRun []string) {
 		t.Helper()
 		for _, raw := range r.raw {
@@ -668,7 +771,21 @@ func TestServerSideDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: the server does not serve %s: %v", r.from, gvk, err)
 			}
-			_, err = dyn.Resource(m.Resource).Namespace(ns.Name).Create(ctx, u.DeepCopy(), metav1.CreateOptions{
+			client := dyn.Resource(m.Resource).Namespace(ns.Name)
+			if m.Scope.Name() == meta.RESTScopeNameRoot {
+				// The kubernetes delivery's ClusterRole and binding: the
+				// namespace's deletion does not take them along.
+				client := dyn.Resource(m.Resource)
+				if _, err := client.Create(ctx, u.DeepCopy(), metav1.CreateOptions{DryRun: dryRun, FieldValidation: "Strict"}); err != nil {
+					t.Errorf("%s: create %s %s (dry run %v): %v", r.from, gvk.Kind, u.GetName(), dryRun, err)
+				} else if len(dryRun) == 0 {
+					// At the end of the whole test, not of this subtest: the
+					// access reviews below need them.
+					outer.Cleanup(func() { _ = client.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}) })
+				}
+				continue
+			}
+			_, err = client.Create(ctx, u.DeepCopy(), metav1.CreateOptions{
 				DryRun: dryRun, FieldValidation: "Strict"})
 			if err != nil {
 				t.Errorf("%s: create %s %s (dry run %v): %v", r.from, gvk.Kind, u.GetName(), dryRun, err)
@@ -699,6 +816,52 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 	if w := warnings.take(); len(w) > 0 {
 		t.Errorf("the server warned: %q", w)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// What each delivery's ServiceAccount may do, as the server's RBAC
+	// authorizer decides it.
+	for _, c := range []struct {
+		release         string
+		group, resource string
+		verb            string
+		clusterWide     bool
+		want            bool
+	}{
+		{"namespace", "batch", "jobs", "create", false, false},
+		{"namespace", "", "secrets", "get", false, false},
+		{"namespace", "", "configmaps", "create", false, false},
+		{"namespace/job", "batch", "jobs", "create", false, true},
+		{"namespace/job", "", "secrets", "create", false, true},
+		{"namespace/job", "", "pods", "watch", false, true},
+		{"namespace/job", "", "secrets", "get", false, false},
+		{"namespace/job", "batch", "jobs", "delete", false, false},
+		{"namespace/job", "batch", "jobs", "create", true, false},
+		{"namespace/kubernetes", "", "secrets", "update", false, true},
+		{"namespace/kubernetes", "", "namespaces", "create", true, true},
+		{"namespace/kubernetes", "", "configmaps", "patch", true, true},
+		{"namespace/kubernetes", "", "secrets", "get", true, false},
+		{"namespace/kubernetes", "batch", "jobs", "create", false, false},
+	} {
+		r := all[c.release]
+		attrs := &authorizationv1.ResourceAttributes{Group: c.group, Resource: c.resource, Verb: c.verb, Namespace: ns.Name}
+		if c.clusterWide {
+			attrs.Namespace = ""
+		}
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + ns.Name + ":" + r.deployment.Spec.Template.Spec.ServiceAccountName,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns.Name, "system:authenticated"},
+			ResourceAttributes: attrs,
+		}}
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != c.want {
+			t.Errorf("%s: may %s %s.%s (namespace %q) = %v, want %v", r.from, c.verb, c.resource, c.group, attrs.Namespace, got.Status.Allowed, c.want)
+		}
 	}
 }
 
