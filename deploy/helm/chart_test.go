@@ -626,6 +626,13 @@ func TestValues(t *testing.T) {
 		t.Errorf("deployment %s/%s", r.deployment.Namespace, r.deployment.Name)
 	}
 
+	// Job delivery's Jobs run the adapter's image, pinned as it is.
+	digest := "sha256:" + strings.Repeat("cd", 32)
+	j := helmFor(t, "namespace", namespace, append(jobDelivery("namespace"), "image.digest="+digest)...)
+	if got, want := settingsOf(t, j, container(t, j))["JOB_IMAGE"], "quay.io/openshift-hyperfleet/maestro-adapter@"+digest; got != want {
+		t.Errorf("JOB_IMAGE = %q, want %q (the adapter's pinned image)", got, want)
+	}
+
 	// A changed setting changes the pod template (checksum), so it rolls.
 	before, _ := renderChart(t, namespace, []string{"values-namespace.yaml"}, nil)
 	after, _ := renderChart(t, namespace, []string{"values-namespace.yaml"}, []string{"logLevel=debug"})
