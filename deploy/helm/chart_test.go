@@ -4,7 +4,9 @@
 // its typed Kubernetes struct, and compares it with what the kustomize
 // overlay of the same type renders (deploy/kustomize): settings, secrets,
 // security contexts, probes, resources, volumes, RBAC rules, Service, PDB
-// and HPA must be the same. With a test control plane (KUBECONFIG from
+// and HPA must be the same. The default delivery (maestro) is compared with
+// overlays/<type>, which grant no RBAC; delivery=job with
+// overlays-job/<type>, which add components/job-delivery's Role. With a test control plane (KUBECONFIG from
 // deploy/local/kube/kube.sh env) a real kube-apiserver validates every
 // object with a server-side dry run, under Pod Security "restricted".
 package helm_test
@@ -37,10 +39,12 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -92,6 +96,8 @@ type rendered struct {
 	serviceAccount *corev1.ServiceAccount
 	role           *rbacv1.Role
 	roleBinding    *rbacv1.RoleBinding
+	clusterRole    *rbacv1.ClusterRole
+	clusterBinding *rbacv1.ClusterRoleBinding
 	pdb            *policyv1.PodDisruptionBudget
 	hpa            *autoscalingv2.HorizontalPodAutoscaler
 	configMaps     map[string]*corev1.ConfigMap // by name, kustomize's content hash removed
@@ -143,6 +149,12 @@ func decode(t *testing.T, from string, docs [][]byte, unhash bool) *rendered {
 		case *rbacv1.RoleBinding:
 			dup(r.roleBinding != nil)
 			r.roleBinding = o
+		case *rbacv1.ClusterRole:
+			dup(r.clusterRole != nil)
+			r.clusterRole = o
+		case *rbacv1.ClusterRoleBinding:
+			dup(r.clusterBinding != nil)
+			r.clusterBinding = o
 		case *policyv1.PodDisruptionBudget:
 			dup(r.pdb != nil)
 			r.pdb = o
@@ -159,10 +171,10 @@ func decode(t *testing.T, from string, docs [][]byte, unhash bool) *rendered {
 			t.Fatalf("%s: unexpected %s", from, gvk)
 		}
 	}
+	// RBAC depends on the delivery: the callers check it.
 	for name, missing := range map[string]bool{
 		"Deployment": r.deployment == nil, "Service": r.service == nil,
-		"ServiceAccount": r.serviceAccount == nil, "Role": r.role == nil,
-		"RoleBinding": r.roleBinding == nil, "PodDisruptionBudget": r.pdb == nil,
+		"ServiceAccount": r.serviceAccount == nil, "PodDisruptionBudget": r.pdb == nil,
 		"HorizontalPodAutoscaler": r.hpa == nil,
 	} {
 		if missing {
@@ -231,20 +243,41 @@ func renderChart(t *testing.T, ns string, valueFiles []string, set []string) ([]
 	return docs, nil
 }
 
-func helmFor(t *testing.T, typ, ns string) *rendered {
+// helmFor renders values-<typ>.yaml with the --set values given.
+func helmFor(t *testing.T, typ, ns string, set ...string) *rendered {
 	t.Helper()
-	docs, err := renderChart(t, ns, []string{"values-" + typ + ".yaml"}, nil)
+	docs, err := renderChart(t, ns, []string{"values-" + typ + ".yaml"}, set)
 	if err != nil {
-		t.Fatalf("helm template -f values-%s.yaml: %v", typ, err)
+		t.Fatalf("helm template -f values-%s.yaml %v: %v", typ, set, err)
 	}
-	return decode(t, "helm "+typ, docs, false)
+	return decode(t, strings.TrimSpace(fmt.Sprintf("helm %s %s", typ, strings.Join(set, " "))), docs, false)
 }
 
-func kustomizeFor(t *testing.T, typ string) *rendered {
+// jobDelivery are the --set values that make the chart render what
+// overlays-job/<typ> renders: Job delivery, and that overlay's names (its
+// -<typ>-job suffix, subscription and source id) with the type's
+// ADAPTER_NAME.
+func jobDelivery(typ string) []string {
+	return []string{"delivery=job", "fullnameOverride=hyperfleet-maestro-adapter-" + typ + "-job",
+		"adapter.subscriptionId=hyperfleet-adapter-" + typ + "-job", "adapter.sourceId=hyperfleet-adapter-" + typ + "-job"}
+}
+
+// kubernetesDelivery are the --set values for DELIVERY=kubernetes with the
+// namespace adapter's cluster rules (README "Kubernetes delivery", RBAC),
+// under names of their own (-<typ>-kube).
+func kubernetesDelivery(typ string) []string {
+	return []string{"delivery=kubernetes", "fullnameOverride=hyperfleet-maestro-adapter-" + typ + "-kube",
+		"adapter.subscriptionId=hyperfleet-adapter-" + typ + "-kube", "adapter.sourceId=hyperfleet-adapter-" + typ + "-kube",
+		"kubernetesDelivery.rules[0].apiGroups[0]=", "kubernetesDelivery.rules[0].resources={namespaces,configmaps}",
+		"kubernetesDelivery.rules[0].verbs={get,list,watch,create,patch,delete}"}
+}
+
+// kustomizeFor builds overlays/<typ> (dir "overlays") or overlays-job/<typ>.
+func kustomizeFor(t *testing.T, dir, typ string) *rendered {
 	t.Helper()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(kustomizeDir, "overlays", typ))
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(kustomizeDir, dir, typ))
 	if err != nil {
-		t.Fatalf("kustomize build overlays/%s: %v", typ, err)
+		t.Fatalf("kustomize build %s/%s: %v", dir, typ, err)
 	}
 	var docs [][]byte
 	for _, res := range m.Resources() {
@@ -254,7 +287,7 @@ func kustomizeFor(t *testing.T, typ string) *rendered {
 		}
 		docs = append(docs, data)
 	}
-	return decode(t, "kustomize "+typ, docs, true)
+	return decode(t, "kustomize "+dir+"/"+typ, docs, true)
 }
 
 // Every adapter type has a values file, and the chart's output for it
@@ -293,12 +326,20 @@ func TestValuesFilePerAdapterType(t *testing.T) {
 	}
 }
 
-// `helm lint` has nothing to say about the chart with any type's values
-// (info messages, e.g. a missing icon, aside).
+// `helm lint` has nothing to say about the chart with any type's values,
+// nor with the job and kubernetes deliveries (info messages, e.g. a missing
+// icon, aside).
 func TestLint(t *testing.T) {
+	cases := map[string][]string{}
 	for _, typ := range adapterTypes(t) {
-		t.Run(typ, func(t *testing.T) {
-			vals, err := (&values.Options{ValueFiles: []string{filepath.Join(chartDir, "values-"+typ+".yaml")}}).MergeValues(getter.Providers{})
+		cases[typ] = nil
+	}
+	cases["namespace/job"] = jobDelivery("namespace")
+	cases["namespace/kubernetes"] = kubernetesDelivery("namespace")
+	for name, set := range cases {
+		typ, _, _ := strings.Cut(name, "/")
+		t.Run(name, func(t *testing.T) {
+			vals, err := (&values.Options{ValueFiles: []string{filepath.Join(chartDir, "values-"+typ+".yaml")}, Values: set}).MergeValues(getter.Providers{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,78 +353,136 @@ func TestLint(t *testing.T) {
 	}
 }
 
+// jobOverlays are the adapter types deploy/kustomize/overlays-job has an
+// overlay for.
+func jobOverlays(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(kustomizeDir, "overlays-job"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no overlays-job/<type>: has deploy/kustomize moved?")
+	}
+	return out
+}
+
 // The chart renders what the kustomize overlay of the same type renders,
-// field by field where it matters.
+// field by field where it matters: with its default delivery (maestro) what
+// overlays/<type> renders, with no RBAC at all; with delivery=job what
+// overlays-job/<type> renders, with components/job-delivery's Role.
 func TestChartMatchesKustomize(t *testing.T) {
 	for _, typ := range adapterTypes(t) {
 		t.Run(typ, func(t *testing.T) {
-			h, k := helmFor(t, typ, namespace), kustomizeFor(t, typ)
-			same := func(what string, got, want any) {
-				t.Helper()
-				if !reflect.DeepEqual(got, want) {
-					gj, _ := json.Marshal(got)
-					wj, _ := json.Marshal(want)
-					t.Errorf("%s differs:\n helm:      %s\n kustomize: %s", what, gj, wj)
+			h, k := helmFor(t, typ, namespace), kustomizeFor(t, "overlays", typ)
+			for _, r := range []*rendered{h, k} {
+				if r.role != nil || r.roleBinding != nil || r.clusterRole != nil || r.clusterBinding != nil {
+					t.Errorf("%s renders RBAC; Maestro delivery needs no Kubernetes API rights", r.from)
 				}
 			}
-			// Names (kustomize's content hashes aside).
-			same("object names", objectNames(h), objectNames(k))
-
-			// Settings: the ConfigMap the container's envFrom names, and
-			// the env entries (secretKeyRefs and file paths).
-			hc, kc := container(t, h), container(t, k)
-			same("settings", settingsOf(t, h, hc), settingsOf(t, k, kc))
-			same("env", hc.Env, kc.Env)
-			for name, cm := range k.configMaps {
-				if name == k.deployment.Name {
-					continue // the settings, compared above
-				}
-				hcm, ok := h.configMaps[name]
-				if !ok {
-					t.Errorf("kustomize renders ConfigMap %s, the chart does not", name)
-					continue
-				}
-				same("ConfigMap "+name+" keys", keys(hcm.Data), keys(cm.Data))
-				for key, want := range cm.Data {
-					got := hcm.Data[key]
-					if strings.HasSuffix(key, ".yaml") && key == "values.yaml" {
-						// Free-form values: the same YAML, comments aside.
-						var gv, wv any
-						if err := yaml.Unmarshal([]byte(got), &gv); err != nil {
-							t.Fatal(err)
-						}
-						if err := yaml.Unmarshal([]byte(want), &wv); err != nil {
-							t.Fatal(err)
-						}
-						same("ConfigMap "+name+" "+key, gv, wv)
-						continue
-					}
-					same("ConfigMap "+name+" "+key, got, want)
-				}
-			}
-
-			// The pod: everything but the labels and annotations (managed-by
-			// and the chart's checksums differ by design) and the generated
-			// ConfigMaps' hashed names.
-			hp, kp := normalizedPod(h), normalizedPod(k)
-			same("pod spec", hp, kp)
-			same("pod selector labels", selectorLabels(h.deployment.Spec.Template.Labels), selectorLabels(k.deployment.Spec.Template.Labels))
-			same("container security context", hc.SecurityContext, kc.SecurityContext)
-			same("pod security context", h.deployment.Spec.Template.Spec.SecurityContext, k.deployment.Spec.Template.Spec.SecurityContext)
-			same("probes", []*corev1.Probe{hc.LivenessProbe, hc.ReadinessProbe}, []*corev1.Probe{kc.LivenessProbe, kc.ReadinessProbe})
-			same("resources", hc.Resources, kc.Resources)
-			same("deployment selector", h.deployment.Spec.Selector, k.deployment.Spec.Selector)
-			same("replicas and strategy", []any{h.deployment.Spec.Replicas, h.deployment.Spec.Strategy, h.deployment.Spec.RevisionHistoryLimit},
-				[]any{k.deployment.Spec.Replicas, k.deployment.Spec.Strategy, k.deployment.Spec.RevisionHistoryLimit})
-
-			// RBAC, Service, PDB, HPA.
-			same("role rules", h.role.Rules, k.role.Rules)
-			same("role binding", []any{h.roleBinding.RoleRef, h.roleBinding.Subjects}, []any{k.roleBinding.RoleRef, k.roleBinding.Subjects})
-			same("service", h.service.Spec, k.service.Spec)
-			same("pod disruption budget", h.pdb.Spec, k.pdb.Spec)
-			same("horizontal pod autoscaler", h.hpa.Spec, k.hpa.Spec)
+			compareRendered(t, h, k)
 		})
 	}
+	for _, typ := range jobOverlays(t) {
+		t.Run("job/"+typ, func(t *testing.T) {
+			h, k := helmFor(t, typ, namespace, jobDelivery(typ)...), kustomizeFor(t, "overlays-job", typ)
+			for _, r := range []*rendered{h, k} {
+				if r.role == nil || r.roleBinding == nil {
+					t.Fatalf("%s renders no Role or RoleBinding for Job delivery", r.from)
+				}
+				if r.clusterRole != nil || r.clusterBinding != nil {
+					t.Errorf("%s renders cluster-wide RBAC; Job delivery needs its namespace only", r.from)
+				}
+			}
+			if got := settingsOf(t, h, container(t, h))["DELIVERY"]; got != "job" {
+				t.Errorf("DELIVERY = %q, want job", got)
+			}
+			compareRendered(t, h, k)
+			sameAs(t, "role rules", h.role.Rules, k.role.Rules)
+			sameAs(t, "role binding", []any{h.roleBinding.RoleRef, h.roleBinding.Subjects}, []any{k.roleBinding.RoleRef, k.roleBinding.Subjects})
+		})
+	}
+}
+
+// sameAs fails the test, showing both, when the chart's got differs from
+// want (kustomize's, or the README's).
+func sameAs(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		t.Errorf("%s differs:\n chart: %s\n want:  %s", what, gj, wj)
+	}
+}
+
+// compareRendered compares everything but RBAC, which depends on the
+// delivery.
+func compareRendered(t *testing.T, h, k *rendered) {
+	t.Helper()
+	same := func(what string, got, want any) {
+		t.Helper()
+		sameAs(t, what, got, want)
+	}
+	// Names (kustomize's content hashes aside).
+	same("object names", objectNames(h), objectNames(k))
+
+	// Settings: the ConfigMap the container's envFrom names, and
+	// the env entries (secretKeyRefs and file paths).
+	hc, kc := container(t, h), container(t, k)
+	same("settings", settingsOf(t, h, hc), settingsOf(t, k, kc))
+	same("env", hc.Env, kc.Env)
+	for name, cm := range k.configMaps {
+		if name == k.deployment.Name {
+			continue // the settings, compared above
+		}
+		hcm, ok := h.configMaps[name]
+		if !ok {
+			t.Errorf("kustomize renders ConfigMap %s, the chart does not", name)
+			continue
+		}
+		same("ConfigMap "+name+" keys", keys(hcm.Data), keys(cm.Data))
+		for key, want := range cm.Data {
+			got := hcm.Data[key]
+			if strings.HasSuffix(key, ".yaml") && key == "values.yaml" {
+				// Free-form values: the same YAML, comments aside.
+				var gv, wv any
+				if err := yaml.Unmarshal([]byte(got), &gv); err != nil {
+					t.Fatal(err)
+				}
+				if err := yaml.Unmarshal([]byte(want), &wv); err != nil {
+					t.Fatal(err)
+				}
+				same("ConfigMap "+name+" "+key, gv, wv)
+				continue
+			}
+			same("ConfigMap "+name+" "+key, got, want)
+		}
+	}
+
+	// The pod: everything but the labels and annotations (managed-by
+	// and the chart's checksums differ by design) and the generated
+	// ConfigMaps' hashed names.
+	hp, kp := normalizedPod(h), normalizedPod(k)
+	same("pod spec", hp, kp)
+	same("pod selector labels", selectorLabels(h.deployment.Spec.Template.Labels), selectorLabels(k.deployment.Spec.Template.Labels))
+	same("container security context", hc.SecurityContext, kc.SecurityContext)
+	same("pod security context", h.deployment.Spec.Template.Spec.SecurityContext, k.deployment.Spec.Template.Spec.SecurityContext)
+	same("probes", []*corev1.Probe{hc.LivenessProbe, hc.ReadinessProbe}, []*corev1.Probe{kc.LivenessProbe, kc.ReadinessProbe})
+	same("resources", hc.Resources, kc.Resources)
+	same("deployment selector", h.deployment.Spec.Selector, k.deployment.Spec.Selector)
+	same("replicas and strategy", []any{h.deployment.Spec.Replicas, h.deployment.Spec.Strategy, h.deployment.Spec.RevisionHistoryLimit},
+		[]any{k.deployment.Spec.Replicas, k.deployment.Spec.Strategy, k.deployment.Spec.RevisionHistoryLimit})
+
+	// Service, PDB, HPA.
+	same("service", h.service.Spec, k.service.Spec)
+	same("pod disruption budget", h.pdb.Spec, k.pdb.Spec)
+	same("horizontal pod autoscaler", h.hpa.Spec, k.hpa.Spec)
 }
 
 // objectNames lists kind/name of every object (ConfigMaps without
@@ -485,6 +584,12 @@ func TestValues(t *testing.T) {
 		{name: "misspelt value", files: []string{"values-namespace.yaml"}, set: []string{"replicas=3"}, wantErr: "'replicas' not allowed"},
 		{name: "bad digest", files: []string{"values-namespace.yaml"}, set: []string{"image.digest=latest"}, wantErr: "/image/digest"},
 		{name: "unknown trace protocol", files: []string{"values-namespace.yaml"}, set: []string{"tracing.protocol=thrift"}, wantErr: "/tracing/protocol"},
+		// The in-process stand-in would report a simulated agent's status
+		// as real.
+		{name: "embedded delivery", files: []string{"values-namespace.yaml"}, set: []string{"delivery=embedded"}, wantErr: "/delivery"},
+		{name: "kubernetes delivery without rules", files: []string{"values-namespace.yaml"}, set: []string{"delivery=kubernetes"}, wantErr: "/kubernetesDelivery/rules"},
+		{name: "kubernetes delivery, unknown verb", files: []string{"values-namespace.yaml"},
+			set: append(kubernetesDelivery("namespace"), "kubernetesDelivery.rules[0].verbs={escalate}"), wantErr: "/kubernetesDelivery/rules/0/verbs/0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderChart(t, namespace, tc.files, tc.set)
@@ -521,6 +626,13 @@ func TestValues(t *testing.T) {
 		t.Errorf("deployment %s/%s", r.deployment.Namespace, r.deployment.Name)
 	}
 
+	// Job delivery's Jobs run the adapter's image, pinned as it is.
+	digest := "sha256:" + strings.Repeat("cd", 32)
+	j := helmFor(t, "namespace", namespace, append(jobDelivery("namespace"), "image.digest="+digest)...)
+	if got, want := settingsOf(t, j, container(t, j))["JOB_IMAGE"], "quay.io/openshift-hyperfleet/maestro-adapter@"+digest; got != want {
+		t.Errorf("JOB_IMAGE = %q, want %q (the adapter's pinned image)", got, want)
+	}
+
 	// A changed setting changes the pod template (checksum), so it rolls.
 	before, _ := renderChart(t, namespace, []string{"values-namespace.yaml"}, nil)
 	after, _ := renderChart(t, namespace, []string{"values-namespace.yaml"}, []string{"logLevel=debug"})
@@ -530,11 +642,95 @@ func TestValues(t *testing.T) {
 	}
 }
 
+// delivery=kubernetes renders the RBAC README's "Kubernetes delivery"
+// section documents for the namespace adapter (its Role on the work records,
+// its ClusterRole from kubernetesDelivery.rules), bound to the adapter's
+// ServiceAccount, and no Maestro settings or certificate.
+func TestKubernetesDelivery(t *testing.T) {
+	r := helmFor(t, "namespace", namespace, kubernetesDelivery("namespace")...)
+	if r.role == nil || r.roleBinding == nil || r.clusterRole == nil || r.clusterBinding == nil {
+		t.Fatalf("%s: want a Role, RoleBinding, ClusterRole and ClusterRoleBinding", r.from)
+	}
+	doc := readmeKubernetesRBAC(t)
+	sameAs(t, "Role rules (chart vs README)", r.role.Rules, doc["Role"])
+	sameAs(t, "ClusterRole rules (chart vs README)", r.clusterRole.Rules, doc["ClusterRole"])
+	sa := []rbacv1.Subject{{Kind: "ServiceAccount", Name: r.deployment.Spec.Template.Spec.ServiceAccountName, Namespace: namespace}}
+	sameAs(t, "RoleBinding", []any{r.roleBinding.RoleRef, r.roleBinding.Subjects},
+		[]any{rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.role.Name}, sa})
+	sameAs(t, "ClusterRoleBinding", []any{r.clusterBinding.RoleRef, r.clusterBinding.Subjects},
+		[]any{rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.clusterRole.Name}, sa})
+	if !strings.HasSuffix(r.clusterRole.Name, "-"+namespace) {
+		t.Errorf("ClusterRole %s: want the release namespace in the name of a cluster-scoped object", r.clusterRole.Name)
+	}
+
+	c := container(t, r)
+	settings := settingsOf(t, r, c)
+	if settings["DELIVERY"] != "kubernetes" {
+		t.Errorf("DELIVERY = %q, want kubernetes", settings["DELIVERY"])
+	}
+	for k := range settings {
+		if strings.HasPrefix(k, "MAESTRO_") && k != "MAESTRO_SOURCE_ID" || strings.HasPrefix(k, "JOB_") {
+			t.Errorf("setting %s with DELIVERY=kubernetes", k)
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "MAESTRO_") {
+			t.Errorf("env %s with DELIVERY=kubernetes", e.Name)
+		}
+	}
+	// A Secret that need not exist would keep the pod from starting.
+	for _, v := range r.deployment.Spec.Template.Spec.Volumes {
+		if v.Name == "maestro-client-tls" {
+			t.Error("DELIVERY=kubernetes mounts Maestro's client certificate")
+		}
+	}
+}
+
+// readmeKubernetesRBAC is the RBAC the top-level README's "Kubernetes
+// delivery" section documents (kind -> rules), so that chart and README
+// cannot drift apart.
+func readmeKubernetesRBAC(t *testing.T) map[string][]rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	i := strings.Index(text, "- *RBAC.* In `KUBE_WORK_NAMESPACE`")
+	if i < 0 {
+		t.Fatal("README.md: no *RBAC.* item under Kubernetes delivery")
+	}
+	text = text[i:]
+	start := strings.Index(text, "```yaml\n")
+	end := strings.Index(text[start+1:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README.md: the *RBAC.* item has no yaml block")
+	}
+	out := map[string][]rbacv1.PolicyRule{}
+	for _, part := range strings.Split(text[start+len("```yaml\n"):start+1+end], "\n  ---\n") {
+		var doc struct {
+			Kind  string              `json:"kind"`
+			Rules []rbacv1.PolicyRule `json:"rules"`
+		}
+		if err := yaml.UnmarshalStrict([]byte(part), &doc); err != nil {
+			t.Fatalf("README.md RBAC block: %v\n%s", err, part)
+		}
+		out[doc.Kind] = doc.Rules
+	}
+	if len(out["Role"]) == 0 || len(out["ClusterRole"]) == 0 {
+		t.Fatalf("README.md RBAC block: want a Role and a ClusterRole, got %v", out)
+	}
+	return out
+}
+
 // TestServerSideDryRun has a real kube-apiserver validate and default every
-// object of every adapter type's release (dry run, strict field
+// object of every adapter type's release, and of the namespace adapter's
+// with the job and kubernetes deliveries (dry run, strict field
 // validation) in a namespace enforcing Pod Security "restricted", and
 // dry-runs a pod as the ReplicaSet controller would make it. Then it
-// creates all of them in that one namespace: the releases do not clash.
+// creates all of them in that one namespace (the releases do not clash) and
+// asks the server what each delivery's ServiceAccount may do: nothing with
+// Maestro delivery, what the Role grants with the others.
 func TestServerSideDryRun(t *testing.T) {
 	cfg := requireControlPlane(t)
 	warnings := &warningRecorder{}
@@ -570,6 +766,9 @@ func TestServerSideDryRun(t *testing.T) {
 	for _, typ := range adapterTypes(t) {
 		all[typ] = helmFor(t, typ, ns.Name)
 	}
+	all["namespace/job"] = helmFor(t, "namespace", ns.Name, jobDelivery("namespace")...)
+	all["namespace/kubernetes"] = helmFor(t, "namespace", ns.Name, kubernetesDelivery("namespace")...)
+	outer := t
 	create := func(t *testing.T, r *rendered, dryRun []string) {
 		t.Helper()
 		for _, raw := range r.raw {
@@ -579,7 +778,21 @@ func TestServerSideDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: the server does not serve %s: %v", r.from, gvk, err)
 			}
-			_, err = dyn.Resource(m.Resource).Namespace(ns.Name).Create(ctx, u.DeepCopy(), metav1.CreateOptions{
+			client := dyn.Resource(m.Resource).Namespace(ns.Name)
+			if m.Scope.Name() == meta.RESTScopeNameRoot {
+				// The kubernetes delivery's ClusterRole and binding: the
+				// namespace's deletion does not take them along.
+				client := dyn.Resource(m.Resource)
+				if _, err := client.Create(ctx, u.DeepCopy(), metav1.CreateOptions{DryRun: dryRun, FieldValidation: "Strict"}); err != nil {
+					t.Errorf("%s: create %s %s (dry run %v): %v", r.from, gvk.Kind, u.GetName(), dryRun, err)
+				} else if len(dryRun) == 0 {
+					// At the end of the whole test, not of this subtest: the
+					// access reviews below need them.
+					outer.Cleanup(func() { _ = client.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}) })
+				}
+				continue
+			}
+			_, err = client.Create(ctx, u.DeepCopy(), metav1.CreateOptions{
 				DryRun: dryRun, FieldValidation: "Strict"})
 			if err != nil {
 				t.Errorf("%s: create %s %s (dry run %v): %v", r.from, gvk.Kind, u.GetName(), dryRun, err)
@@ -610,6 +823,52 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 	if w := warnings.take(); len(w) > 0 {
 		t.Errorf("the server warned: %q", w)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// What each delivery's ServiceAccount may do, as the server's RBAC
+	// authorizer decides it.
+	for _, c := range []struct {
+		release         string
+		group, resource string
+		verb            string
+		clusterWide     bool
+		want            bool
+	}{
+		{"namespace", "batch", "jobs", "create", false, false},
+		{"namespace", "", "secrets", "get", false, false},
+		{"namespace", "", "configmaps", "create", false, false},
+		{"namespace/job", "batch", "jobs", "create", false, true},
+		{"namespace/job", "", "secrets", "create", false, true},
+		{"namespace/job", "", "pods", "watch", false, true},
+		{"namespace/job", "", "secrets", "get", false, false},
+		{"namespace/job", "batch", "jobs", "delete", false, false},
+		{"namespace/job", "batch", "jobs", "create", true, false},
+		{"namespace/kubernetes", "", "secrets", "update", false, true},
+		{"namespace/kubernetes", "", "namespaces", "create", true, true},
+		{"namespace/kubernetes", "", "configmaps", "patch", true, true},
+		{"namespace/kubernetes", "", "secrets", "get", true, false},
+		{"namespace/kubernetes", "batch", "jobs", "create", false, false},
+	} {
+		r := all[c.release]
+		attrs := &authorizationv1.ResourceAttributes{Group: c.group, Resource: c.resource, Verb: c.verb, Namespace: ns.Name}
+		if c.clusterWide {
+			attrs.Namespace = ""
+		}
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + ns.Name + ":" + r.deployment.Spec.Template.Spec.ServiceAccountName,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns.Name, "system:authenticated"},
+			ResourceAttributes: attrs,
+		}}
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != c.want {
+			t.Errorf("%s: may %s %s.%s (namespace %q) = %v, want %v", r.from, c.verb, c.resource, c.group, attrs.Namespace, got.Status.Allowed, c.want)
+		}
 	}
 }
 

@@ -12,6 +12,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The kubernetes delivery's ClusterRole and ClusterRoleBinding: cluster-scoped, so named with the release namespace too. */}}
+{{- define "adapter.clusterRBACName" -}}
+{{- printf "%s-%s" (include "adapter.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{/* The template type's ConfigMaps, named as the kustomize overlay names them. */}}
 {{- define "adapter.configMapName" -}}
 {{- if $.root.Values.fullnameOverride -}}
@@ -60,9 +65,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   "BROKER_RABBITMQ_EXCHANGE_TYPE" "topic"
   "HYPERFLEET_BROKER_TOPIC" $topic
   "HYPERFLEET_BROKER_SUBSCRIPTION_ID" (default (printf "hyperfleet-adapter-%s" $name) .Values.adapter.subscriptionId)
-  "DELIVERY" "maestro"
-  "MAESTRO_GRPC_ENDPOINT" .Values.maestro.grpcEndpoint
-  "MAESTRO_HTTP_ENDPOINT" .Values.maestro.httpEndpoint
+  "DELIVERY" .Values.delivery
   "HYPERFLEET_API_URL" .Values.hyperfleetAPI.url
   "HYPERFLEET_API_TIMEOUT" .Values.hyperfleetAPI.timeout
   "CONCURRENCY" .Values.concurrency
@@ -74,6 +77,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   "LOG_FORMAT" "json"
   "LOG_LEVEL" .Values.logLevel
 -}}
+{{- if ne .Values.delivery "kubernetes" -}}
+{{- $_ := set $s "MAESTRO_GRPC_ENDPOINT" .Values.maestro.grpcEndpoint -}}
+{{- $_ := set $s "MAESTRO_HTTP_ENDPOINT" .Values.maestro.httpEndpoint -}}
+{{- end -}}
+{{- if eq .Values.delivery "job" -}}
+{{- /* What components/job-delivery and overlays-job set: the Jobs' maestro-cli runs the adapter's image and mounts its client certificate. */ -}}
+{{- $_ := set $s "JOB_IMAGE" (default (include "adapter.image" .) .Values.job.image) -}}
+{{- $_ := set $s "JOB_MAESTRO_TLS_SECRET" (default .Values.maestro.clientTLSSecret .Values.job.maestroTLSSecret) -}}
+{{- end -}}
 {{- if eq .Values.adapter.type "pullsecret" -}}
 {{- $_ := set $s "PULL_SECRET_FILE" "/etc/hyperfleet/pull-secret/.dockerconfigjson" -}}
 {{- end -}}
