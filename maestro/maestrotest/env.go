@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,14 +84,35 @@ func Require(t testing.TB) Env {
 		t.Skip(msg)
 	}
 	if e.HealthEndpoint != "" {
+		// A server that answers but says 503 is usually only late with its
+		// heartbeat: Maestro marks itself unready when its own heartbeat row in
+		// PostgreSQL is older than 3 intervals, which happens for a few seconds
+		// when the machine is saturated (seen while several test packages ran at
+		// once), and a slow answer is the same saturation. Give either a minute;
+		// a server that refuses the connection (not running) fails at once.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := e.checkHealth(ctx); err != nil {
-			t.Fatalf("Maestro is configured but not healthy: %v (start it with deploy/local/maestro.sh start)", err)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("Maestro is configured but not healthy: %v (start it with deploy/local/maestro.sh start)", err)
+			}
+			wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+			defer wcancel()
+			if err := e.WaitHealthy(wctx); err != nil {
+				t.Fatalf("Maestro is configured but not healthy: %v (start it with deploy/local/maestro.sh start)", err)
+			}
 		}
 	}
 	return e
 }
+
+// errUnhealthy is the health endpoint answering, with a status other than 200.
+type errUnhealthy struct {
+	url    string
+	status int
+}
+
+func (e errUnhealthy) Error() string { return fmt.Sprintf("GET %s: HTTP %d", e.url, e.status) }
 
 func (e Env) checkHealth(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.HealthEndpoint, nil)
@@ -103,7 +126,7 @@ func (e Env) checkHealth(ctx context.Context) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d", e.HealthEndpoint, resp.StatusCode)
+		return errUnhealthy{url: e.HealthEndpoint, status: resp.StatusCode}
 	}
 	return nil
 }
