@@ -48,9 +48,9 @@ test: services ## All tests, against real RabbitMQ, PostgreSQL, a local Maestro 
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...; \
 	  (cd deploy/local/ocm-common-sqlparser && $(GO) test -count=1 ./...); \
 	  (cd deploy/helm && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...); \
-	  echo "--- disruptive tests (restart the shared RabbitMQ and Maestro), one package at a time"; \
+	  echo "--- disruptive and heavy tests (restart the shared RabbitMQ and Maestro, or saturate the machine), one package at a time"; \
 	  DISRUPTIVE_TESTS=1 MAESTROTEST_RESTART=1 RABBITMQ_RESTART_TEST=1 $(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) \
-	    -run 'Disruptive|SurvivesMaestroRestart|TestBrokerRestart' ./cmd/adapter ./maestro/maestrotest ./events/rabbitmq
+	    -run 'Disruptive|SurvivesMaestroRestart|TestBrokerRestart|TestReplicaKills' ./cmd/adapter ./maestro/maestrotest ./events/rabbitmq
 
 unit: ## Tests that need no services (the integration ones skip).
 	REQUIRE_INTEGRATION=0 $(GO) test -count=1 ./...

@@ -55,6 +55,12 @@ const (
 // with their reasons; one replica is SIGKILLed when 30% of the events are
 // settled (a replacement starts) and another at 63%.
 func TestReplicaKillsNeitherRegressNorStrandReports(t *testing.T) {
+	if os.Getenv("DISRUPTIVE_TESTS") != "1" {
+		// Three adapters, 200 clusters and SIGKILLs saturate both cores for
+		// minutes: run alone, the other packages' timing-sensitive tests (and
+		// Maestro's own heartbeat) are not starved while it runs.
+		t.Skip("saturates the machine for minutes; runs in make test's serial phase (DISRUPTIVE_TESTS=1)")
+	}
 	env := maestrotest.Require(t)
 	adapterBinary(t) // build once, outside the first run's clock
 	for run := 1; run <= killRuns; run++ {
