@@ -320,6 +320,9 @@ func startRemoteAgent(t *testing.T, env maestrotest.Env, consumer string, fail f
 	if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, consumer); err != nil {
 		t.Fatal(err)
 	}
+	// The stand-in: these tests inject failures (fail), delays and restarts and
+	// use many consumers, which Maestro's real agent cannot do or would make slow;
+	// TestRealAgentAdapterTypes runs the same pipeline on the real agent.
 	agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, consumer, maestrotest.AgentOptions{
 		Fail: fail,
 		Logf: maestrotest.TestLogf(t, "agent "+consumer+": "),

@@ -38,6 +38,8 @@ func TestSIGTERMDrainsInFlightEventsWithRealStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	const agentDelay, drainTimeout = 3 * time.Second, 30 * time.Second
+	// The stand-in: the test needs the agent to answer only after agentDelay, so
+	// events are in flight at SIGTERM; the real agent cannot be told to wait.
 	agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, consumer, maestrotest.AgentOptions{
 		Delay: agentDelay, Logf: maestrotest.TestLogf(t, "agent: "),
 	})

@@ -60,6 +60,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	if err := maestrotest.RegisterConsumer(ctx, menv.HTTPEndpoint, consumer); err != nil {
 		t.Fatal(err)
 	}
+	// The stand-in: only the adapter's and maestro-cli's outputs are under test,
+	// and any agent that reports Applied serves; it needs no kube-apiserver.
 	agent, err := maestrotest.StartAgent(ctx, menv.GRPCBrokerEndpoint, consumer, maestrotest.AgentOptions{Logf: maestrotest.TestLogf(t, "agent: ")})
 	if err != nil {
 		t.Fatal(err)

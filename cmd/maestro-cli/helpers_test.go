@@ -85,6 +85,8 @@ func (w *world) agent(consumer string, opts maestrotest.AgentOptions) *maestrote
 	if opts.Logf == nil {
 		opts.Logf = maestrotest.TestLogf(w.t, "agent: ")
 	}
+	// The stand-in: the CLI's exit codes and waits are tested against agents
+	// told to fail, degrade or answer late (opts), which the real agent cannot be.
 	a, err := maestrotest.StartAgent(context.Background(), w.maestro.GRPCBrokerEndpoint, consumer, opts)
 	if err != nil {
 		w.t.Fatal(err)

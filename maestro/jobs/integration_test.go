@@ -82,6 +82,9 @@ func newITEnv(t testing.TB, withAgent bool) *itEnv {
 		if err := maestrotest.RegisterConsumer(ctx, menv.HTTPEndpoint, e.consumer); err != nil {
 			t.Fatal(err)
 		}
+		// The stand-in: these tests follow the Job's life (kubelet stand-in,
+		// status-reporter, deadlines); TestRealAgentJobDelivery runs a Job's
+		// work through the real agent.
 		agent, err := maestrotest.StartAgent(context.Background(), menv.GRPCBrokerEndpoint, e.consumer, maestrotest.AgentOptions{Logf: func(string, ...any) {}})
 		if err != nil {
 			t.Fatal(err)

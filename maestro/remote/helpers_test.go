@@ -71,6 +71,9 @@ func startAgents(t testing.TB, env maestrotest.Env, opts maestrotest.AgentOption
 		if o.Logf == nil {
 			o.Logf = maestrotest.TestLogf(t, "agent: ")
 		}
+		// The stand-in: the backend's races, restarts and failure paths need an
+		// agent that can be told to fail or wait (opts) and many cheap consumers;
+		// maestro/agenttest proves the stand-in against the real agent.
 		agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, c, o)
 		if err != nil {
 			t.Fatal(err)

@@ -55,6 +55,9 @@ func TestManifestSetChangeKeepsTheObjectsTheNewSetKeeps(t *testing.T) {
 	if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, consumer); err != nil {
 		t.Fatal(err)
 	}
+	// The stand-in: it records each deletion's delete option and the objects it
+	// kept (Deletions), which the real agent does not expose;
+	// TestRealAgentManifestSetChangeKeepsTheObjects is the real-agent proof.
 	agent, err := maestrotest.StartAgent(context.Background(), env.GRPCBrokerEndpoint, consumer,
 		// The agent takes a while to apply what it receives, as a real one
 		// does: a delete sent before it applied the orphaning generation
