@@ -639,11 +639,15 @@ func (r *backendClient) apply(ctx context.Context, w *workv1.ManifestWork, _ boo
 	ctx, cancel := context.WithTimeout(ctx, eventTimeout)
 	defer cancel()
 	start := time.Now()
+	// As pipeline/reconcile.go does: the waiter is registered before the
+	// write and starts from what the write returned, with no read.
+	e := r.tracker.Expect(w.Namespace, w.Name)
 	stored, err := r.backend.Apply(ctx, w)
 	if err != nil {
+		e.Cancel()
 		return 0, fmt.Errorf("apply %s: %w", w.Name, err)
 	}
-	if _, err := r.tracker.Await(ctx, w.Namespace, w.Name, func(got *workv1.ManifestWork) bool {
+	if _, err := e.Await(ctx, stored, func(got *workv1.ManifestWork) bool {
 		return got != nil && got.Generation >= stored.Generation && maestro.StatusSettled(got)
 	}); err != nil {
 		return 0, fmt.Errorf("work %s not Applied and Available: %w", w.Name, err)
