@@ -88,7 +88,7 @@ type SourceOptions struct {
 	// grpcsource's do so), so calls need not be serialised by callMu.
 	IndependentNamespaces bool
 	// CacheSize bounds how many works Apply keeps in its watch-fed cache
-	// (see workCache). Default 16384; beyond it a work costs one REST read
+	// (see workCache). Default 2048; beyond it a work costs one REST read
 	// per Apply again.
 	CacheSize int
 }
