@@ -196,8 +196,9 @@ type AddedLatency struct {
 	// MaestroReread: raw applies found by a read after the watch stayed
 	// silent (see ApplyRun.Reread).
 	MaestroReread int64 `json:"raw_maestro_reread,omitempty"`
-	// MaestroLost: raw applies whose status never came within 20 s (left
-	// out of the raw latencies; the test log says what Maestro had).
+	// MaestroLost: raw applies that failed (past capacity the publish
+	// itself times out) or whose status never came within 20 s (left out
+	// of the raw latencies; the test log says what Maestro had).
 	MaestroLost int `json:"raw_maestro_lost,omitempty"`
 	// AddedP50/AddedP99: adapter percentile minus Maestro percentile.
 	AddedP50 float64 `json:"added_p50_ms"`
