@@ -87,6 +87,10 @@ type SourceOptions struct {
 	// returns an object of its own on every call (maestro/remote makes
 	// grpcsource's do so), so calls need not be serialised by callMu.
 	IndependentNamespaces bool
+	// CacheSize bounds how many works Apply keeps in its watch-fed cache
+	// (see workCache). Default 2048; beyond it a work costs one REST read
+	// per Apply again.
+	CacheSize int
 }
 
 // Validate reports the first option that cannot work.
@@ -100,6 +104,8 @@ func (o SourceOptions) Validate() error {
 		return fmt.Errorf("maestro source options: RetryMax must not be negative, got %s", o.RetryMax)
 	case o.RetryMax != 0 && o.RetryInitial > o.RetryMax:
 		return fmt.Errorf("maestro source options: RetryInitial %s exceeds RetryMax %s", o.RetryInitial, o.RetryMax)
+	case o.CacheSize < 0:
+		return fmt.Errorf("maestro source options: CacheSize must not be negative, got %d", o.CacheSize)
 	case o.DeleteWait < 0:
 		return fmt.Errorf("maestro source options: DeleteWait must not be negative, got %s", o.DeleteWait)
 	}
@@ -134,6 +140,9 @@ func (o SourceOptions) withDefaults() SourceOptions {
 	if o.DeletePropagation == "" {
 		o.DeletePropagation = workv1.DeletePropagationPolicyTypeForeground
 	}
+	if o.CacheSize == 0 {
+		o.CacheSize = defaultCacheSize
+	}
 	return o
 }
 
@@ -156,6 +165,9 @@ type SourceDelivery struct {
 	// works. The lock covers one client call, not a whole Apply, so applies
 	// to different works interleave between calls.
 	callMu sync.Mutex
+
+	// cache answers Apply's read of the work while the watch is open.
+	cache *workCache
 
 	// The watch hub: one watch on the client, shared by every Watch caller.
 	// grpcsource hands all callers watching the same namespace the same
@@ -187,6 +199,7 @@ func NewSourceDelivery(client workv1client.WorkV1Interface, opts SourceOptions) 
 		client:   client,
 		opts:     opts,
 		log:      opts.Logger,
+		cache:    newWorkCache(opts.CacheSize),
 		ctx:      ctx,
 		cancel:   cancel,
 		subs:     map[*hubSub]struct{}{},
@@ -224,6 +237,7 @@ func (d *SourceDelivery) Get(ctx context.Context, consumer, name string) (*workv
 // Delete implements Delivery. The work's spec.deleteOption, set at Apply,
 // decides whether its resources go with it.
 func (d *SourceDelivery) Delete(ctx context.Context, consumer, name string) error {
+	d.cache.forget(consumer, name)
 	err := d.works(consumer, func(c workv1client.ManifestWorkInterface) error {
 		return c.Delete(ctx, name, metav1.DeleteOptions{})
 	})
@@ -280,12 +294,13 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 	}
 
 	for {
-		stored, err := d.get(ctx, ns, name)
+		stored, err := d.read(ctx, ns, name)
 		if apierrors.IsNotFound(err) {
 			created, err := d.create(ctx, desired)
 			switch {
 			case err == nil:
 				log.DebugContext(ctx, "work created", "maestroGeneration", created.Generation)
+				d.cache.wrote(created)
 				return created, nil
 			case apierrors.IsAlreadyExists(err) || isPublishError(err, msgCreateConflict):
 				// Another applier created it after our read.
@@ -307,6 +322,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 		}
 
 		if stored.DeletionTimestamp != nil {
+			d.cache.forget(ns, name)
 			// Maestro refuses to patch a work it is deleting, and Create
 			// says AlreadyExists until the agent confirms: wait it out.
 			log.InfoContext(ctx, "work is being deleted; waiting to recreate it")
@@ -322,9 +338,15 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 		}
 
 		patched, err := d.patch(ctx, stored, desired)
+		if err != nil {
+			// Whatever the refusal, what the cache held is in doubt:
+			// the next attempt reads the work afresh.
+			d.cache.forget(ns, name)
+		}
 		switch {
 		case err == nil:
 			log.DebugContext(ctx, "work patched", "maestroGeneration", patched.Generation)
+			d.cache.wrote(patched)
 			return patched, nil
 		case isVersionConflict(err):
 			if err := again("changed concurrently", err); err != nil {
@@ -366,7 +388,33 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 	}
 }
 
+// read returns the work as Apply knows it: from the cache while the watch
+// keeps that current, otherwise over REST (which then fills the cache).
+func (d *SourceDelivery) read(ctx context.Context, ns, name string) (*workv1.ManifestWork, error) {
+	if w, ok := d.cache.get(ns, name); ok {
+		return w, nil
+	}
+	w, err := d.get(ctx, ns, name)
+	if err == nil && w.DeletionTimestamp == nil {
+		d.cache.read(w)
+	}
+	return w, err
+}
+
+// Cached returns the work consumer/name as this process last knew it (a
+// copy), without a round trip: its latest spec, metadata (the
+// AnnotationGeneration it was built from) and status as written by this
+// process or seen on the watch. ok is false when the cache does not know
+// the work or cannot vouch for it (the watch is not open); read it with Get
+// then.
+func (d *SourceDelivery) Cached(consumer, name string) (w *workv1.ManifestWork, ok bool) {
+	return d.cache.get(consumer, name)
+}
+
 func (d *SourceDelivery) create(ctx context.Context, desired *workv1.ManifestWork) (created *workv1.ManifestWork, err error) {
+	// The work did not exist when Apply read it: a client that checks
+	// first need not read it again (Maestro refuses a duplicate anyway).
+	ctx = withKnownStored(ctx, desired.Namespace, desired.Name, nil)
 	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
 		created, err = c.Create(ctx, desired.DeepCopy(), metav1.CreateOptions{})
 		return err
@@ -388,6 +436,10 @@ func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.Mani
 	if err != nil {
 		return nil, events.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
 	}
+	// The patch is built on stored: a client that reads the work to apply
+	// the patch to may take stored (its version makes Maestro refuse the
+	// patch if the work has changed since).
+	ctx = withKnownStored(ctx, desired.Namespace, desired.Name, stored)
 	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
 		patched, err = c.Patch(ctx, desired.Name, types.MergePatchType, data, metav1.PatchOptions{})
 		return err
@@ -893,7 +945,9 @@ func (d *SourceDelivery) openWatch() (w watch.Interface, err error) {
 func (d *SourceDelivery) pump(w watch.Interface) {
 	defer close(d.pumpDone)
 	for n := 1; ; {
+		d.cache.setLive(true)
 		d.forward(w)
+		d.cache.setLive(false)
 		w.Stop()
 		go drain(w)
 		if d.ctx.Err() != nil {
@@ -938,6 +992,7 @@ func (d *SourceDelivery) forward(w watch.Interface) {
 			// Maestro sends no Added; a client that does means the same.
 			ev.Type = watch.Modified
 		}
+		d.cache.observe(WorkEvent{Type: ev.Type, Work: work})
 		d.broadcast(WorkEvent{Type: ev.Type, Work: work})
 	}
 }

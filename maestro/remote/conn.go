@@ -11,8 +11,9 @@ import (
 // connTracker counts the gRPC transports the source client has open. The
 // OCM SDK keeps its connection to itself and replaces it on every
 // reconnect; a stats handler is the one place that sees them come and go.
-// The client holds a subscription stream open at all times, so while it is
-// connected there is exactly one transport.
+// The reading client holds a subscription stream open at all times, so
+// while it is connected at least one transport is open (the writing client
+// has a second one; see writer.go).
 type connTracker struct {
 	mu      sync.Mutex
 	open    int

@@ -49,6 +49,7 @@ type Backend struct {
 	api       *openapi.APIClient
 	http      *http.Client
 	dialer    *grpcoptions.GRPCDialer
+	wdialer   *grpcoptions.GRPCDialer
 	conns     *connTracker
 	consumers *consumers
 
@@ -109,8 +110,20 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 
 	srcOpts := opts.Source
 	var works workv1client.WorkV1Interface = client
+	var wdialer *grpcoptions.GRPCDialer
 	if wrapper, ok := client.(*grpcsource.WorkV1ClientWrapper); ok && wrapper.ManifestWorkClient != nil {
-		works = perCallNamespace{wrapper}
+		// Writes go through a client that does not read what Apply
+		// already knows (see writer.go), on a connection of its own.
+		wdialer = &grpcoptions.GRPCDialer{URL: dialer.URL, ExtraDialOpts: dialOpts, TLSConfig: dialer.TLSConfig}
+		wOpts := &grpcoptions.GRPCOptions{Dialer: wdialer, ServerHealthinessTimeout: &healthiness}
+		writer, err := newWriter(clientCtx, api, wOpts, opts.SourceID)
+		if err != nil {
+			cancel()
+			_ = dialer.Close()
+			_ = wdialer.Close()
+			return nil, fmt.Errorf("maestro backend: starting the writing source client for %s: %w", opts.GRPCEndpoint, err)
+		}
+		works = splitClient{perCallNamespace: perCallNamespace{wrapper}, writer: writer}
 		srcOpts.IndependentNamespaces = true
 	}
 	b := &Backend{
@@ -120,6 +133,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		api:            api,
 		http:           httpClient,
 		dialer:         dialer,
+		wdialer:        wdialer,
 		conns:          conns,
 		consumers:      newConsumers(api, opts.HTTPEndpoint, opts.ConsumerWait),
 		cancel:         cancel,
@@ -281,8 +295,13 @@ func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		b.closeErr = b.SourceDelivery.Close()
 		b.cancel()
-		if err := b.dialer.Close(); err != nil && status.Code(err) != codes.Canceled {
-			b.closeErr = errors.Join(b.closeErr, err)
+		for _, d := range []*grpcoptions.GRPCDialer{b.dialer, b.wdialer} {
+			if d == nil {
+				continue
+			}
+			if err := d.Close(); err != nil && status.Code(err) != codes.Canceled {
+				b.closeErr = errors.Join(b.closeErr, err)
+			}
 		}
 		b.http.CloseIdleConnections()
 	})

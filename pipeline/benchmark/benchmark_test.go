@@ -146,13 +146,19 @@ func sampleReport() *Report {
 		Machine:     Machine{CPUs: 2, CPUModel: "AMD EPYC"},
 		Commands:    []string{"make bench"},
 		Direct: []DirectRun{
-			{Concurrency: 4, Replicas: 1, Events: 400, Throughput: 90, MaestroRate: 100, RatioToMaestro: 0.9, Latency: Latency{Mean: 44}},
-			{Concurrency: 16, Replicas: 1, Events: 400, Throughput: 70, MaestroRate: 100, RatioToMaestro: 0.7, BackendRate: 72,
-				Latency: Latency{Mean: 220}, MaestroLatency: Latency{Mean: 160}, Phases: Phases{Event: 210, Deliver: 150, AwaitStatus: 55}},
+			{Agent: "stand-in", Concurrency: 4, Replicas: 1, Events: 400, Throughput: 97, MaestroRate: 100, RatioToMaestro: 0.97,
+				Latency: Latency{Mean: 44}, CPUPerEventMs: 1, MaestroCPUPerEventMs: 10, CPURatioToMaestro: 0.1},
+			{Agent: "stand-in", Concurrency: 16, Replicas: 1, Events: 400, Throughput: 70, MaestroRate: 100, RatioToMaestro: 0.7, BackendRate: 72,
+				Latency: Latency{Mean: 220}, MaestroLatency: Latency{Mean: 160}, Phases: Phases{Event: 210, Deliver: 150, AwaitStatus: 55},
+				CPUPerEventMs: 3, MaestroCPUPerEventMs: 10, CPURatioToMaestro: 0.3},
+			{Agent: "real", Concurrency: 4, Replicas: 1, Events: 100, Throughput: 20, MaestroRate: 20, RatioToMaestro: 1},
 		},
 		AddedLatency: []AddedLatency{
-			{OfferedRate: 50, Concurrency: 4, Events: 500, MaxRawRate: 60, AdapterCapacity: 45, AddedP99: 300, OwnP99: map[string]float64{}},
-			{OfferedRate: 22, Concurrency: 4, Events: 500, AddedP99: 6, OwnP99Sum: 3, OwnP99: map[string]float64{}},
+			{OfferedRate: 22, Load: 0.5, Concurrency: 4, Events: 500, AddedP99: 6, OwnP99Sum: 3, OwnP99: map[string]float64{}},
+			{OfferedRate: 88, Load: 2, Concurrency: 4, Events: 500, MaxRawRate: 44, AdapterCapacity: 40,
+				Adapter: Latency{P99: 1300}, Maestro: Latency{P99: 1000}, OwnP99: map[string]float64{}},
+			{OfferedRate: 176, Load: 4, Concurrency: 4, Events: 500, MaxRawRate: 44, AdapterCapacity: 40,
+				Adapter: Latency{P99: 2000}, Maestro: Latency{P99: 2000}, OwnP99: map[string]float64{}},
 		},
 		Scale: &ScaleRun{Clusters: 10000, PeakRSSMiB: 80, Constructors: []Constructor{{What: "Template parsing", AllocPct: 0.01}},
 			InuseTop: "      flat  flat%   sum%        cum   cum%\n 1536.55kB 23.33% 23.33%  1536.55kB 23.33%  reflect.growslice\n"},
@@ -162,39 +168,48 @@ func sampleReport() *Report {
 
 func TestTargets(t *testing.T) {
 	ts := Targets(sampleReport())
-	if len(ts) != 5 {
+	// 3 rates, 2 CPU shares (the real-agent run has no Maestro CPU), 2
+	// latencies, RSS, constructors.
+	if len(ts) != 9 {
 		t.Fatalf("%d targets: %+v", len(ts), ts)
 	}
-	if !ts[0].Met || !strings.Contains(ts[0].Margin, "met by 10 points") {
-		t.Errorf("90%% of raw: %+v", ts[0])
+	if !ts[0].Met || !strings.Contains(ts[0].Margin, "met by 2 points") {
+		t.Errorf("97%% of raw: %+v", ts[0])
 	}
-	if ts[1].Met || !strings.Contains(ts[1].Margin, "missed by 10 points (10.0 events/s short of 80.0)") || !strings.Contains(ts[1].Why, "220.0 ms") ||
+	if ts[1].Met || !strings.Contains(ts[1].Margin, "missed by 25 points (25.0 events/s short of 95.0)") || !strings.Contains(ts[1].Why, "220.0 ms") ||
 		!strings.Contains(ts[1].Why, "72.0 ops/s (72% of raw)") {
 		t.Errorf("70%% of raw: %+v", ts[1])
 	}
-	if c := RateCause(sampleReport()); !strings.Contains(c, "REST") {
+	if !ts[2].Met || !strings.Contains(ts[2].Name, "real agent") {
+		t.Errorf("real agent: %+v", ts[2])
+	}
+	if c := RateCause(sampleReport()); !strings.Contains(c, "no longer reads a work over REST") {
 		t.Errorf("rate cause: %q", c)
 	}
-	lat := ts[2]
-	if lat.Met || !strings.Contains(lat.Margin, "missed by 290.00 ms") || !strings.Contains(lat.Why, "past capacity") ||
-		!strings.Contains(lat.Why, "at 22 events/s, the added p99 was 6.00 ms") {
+	if !ts[3].Met || !strings.Contains(ts[3].Margin, "met by 10 points") || ts[4].Met || !strings.Contains(ts[4].Margin, "missed by 10 points") {
+		t.Errorf("CPU shares: %+v / %+v", ts[3], ts[4])
+	}
+	if lat := ts[5]; lat.Met || !strings.Contains(lat.Margin, "missed by 1.00 ms") || !strings.Contains(lat.Name, "below capacity") {
 		t.Errorf("added latency: %+v", lat)
 	}
-	if !ts[3].Met || !strings.Contains(ts[3].Margin, "met by 20.0 MiB") {
-		t.Errorf("RSS: %+v", ts[3])
+	if over := ts[6]; over.Met || !strings.Contains(over.Measured, "1.30×") || !strings.Contains(over.Margin, "missed by 0.10") {
+		t.Errorf("overload: %+v", over)
 	}
-	if !ts[4].Met {
-		t.Errorf("constructors: %+v", ts[4])
+	if !ts[7].Met || !strings.Contains(ts[7].Margin, "met by 20.0 MiB") {
+		t.Errorf("RSS: %+v", ts[7])
+	}
+	if !ts[8].Met {
+		t.Errorf("constructors: %+v", ts[8])
 	}
 	r := sampleReport()
 	r.Scale.PeakRSSMiB = 130
 	r.Scale.Constructors[0].CPUCumPct = 2
 	ts = Targets(r)
-	if ts[3].Met || !strings.Contains(ts[3].Why, "reflect.growslice (1536.55kB)") {
-		t.Errorf("RSS miss: %+v", ts[3])
+	if ts[7].Met || !strings.Contains(ts[7].Why, "reflect.growslice (1536.55kB)") {
+		t.Errorf("RSS miss: %+v", ts[7])
 	}
-	if ts[4].Met || !strings.Contains(ts[4].Margin, "Template parsing (CPU 2.00%") {
-		t.Errorf("constructor in the CPU profile: %+v", ts[4])
+	if ts[8].Met || !strings.Contains(ts[8].Margin, "Template parsing (CPU 2.00%") {
+		t.Errorf("constructor in the CPU profile: %+v", ts[8])
 	}
 }
 
@@ -206,8 +221,9 @@ func TestReportRendersEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Machine", "| CPUs (`nproc`) | 2 |", "make bench", "## Targets", "**no**",
-		"## Direct delivery", "| 16 | 1 | 400 | 70.0 |", "## Added latency at 50 events/s", "at or past capacity",
-		"## Added latency at 22 events/s", "**Why direct delivery is below the raw client.**", "**pending** — not built yet", "## 10000 distinct clusters", "## Hot paths"} {
+		"## Direct delivery", "| stand-in | 16 | 1 | 400 | 70.0 |", "| real | 4 | 1 | 100 | 20.0 |", "**0.30**",
+		"## Added latency at 22.0 events/s (0.5× capacity)", "## Added latency at 88.0 events/s (2.0× capacity)", "at or past capacity",
+		"**Why direct delivery is below the raw client.**", "**pending** — not built yet", "## 10000 distinct clusters", "## Hot paths"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
 		}
@@ -217,7 +233,7 @@ func TestReportRendersEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Direct) != 2 || back.Scale.Clusters != 10000 {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Direct) != 3 || back.Scale.Clusters != 10000 {
 		t.Fatalf("JSON does not round-trip: %v", err)
 	}
 }

@@ -19,8 +19,6 @@ type Report struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	Seconds     float64   `json:"seconds"`
 	Machine     Machine   `json:"machine"`
-	// TargetRate is the offered load the added-latency target names.
-	TargetRate float64 `json:"target_rate_events_per_s"`
 	// Commands reproduce the run, in order.
 	Commands []string `json:"commands"`
 
@@ -28,8 +26,8 @@ type Report struct {
 	MaestroBaseline []ApplyRun   `json:"raw_maestro_apply"`
 	BackendBaseline []ApplyRun   `json:"adapter_backend_apply"`
 	RabbitBaseline  []ConsumeRun `json:"raw_rabbitmq_consume"`
-	// AddedLatency: the first is at the target's load; a second, at half
-	// of the local Maestro's measured capacity, when the first is past it.
+	// AddedLatency: one run per offered load, as multiples of capacity
+	// (the raw client's closed-loop rate at the same concurrency).
 	AddedLatency []AddedLatency `json:"added_latency"`
 	Scale        *ScaleRun      `json:"scale,omitempty"`
 	JobDelivery  JobDelivery    `json:"job_delivery"`
@@ -110,6 +108,9 @@ type Phases struct {
 // of Concurrency×Replicas publishers, each publishing an event and waiting
 // for its status event before the next.
 type DirectRun struct {
+	// Agent is "stand-in" (maestro/maestrotest, in the test process) or
+	// "real" (Maestro's work agent on the local kube-apiserver).
+	Agent       string  `json:"agent"`
 	Concurrency int     `json:"concurrency"`
 	Replicas    int     `json:"replicas"`
 	Events      int     `json:"events"`
@@ -122,6 +123,12 @@ type DirectRun struct {
 	NotAvailable int `json:"reports_not_available"`
 	// CPUPerEventMs is the adapters' CPU time (all replicas) per event.
 	CPUPerEventMs float64 `json:"cpu_per_event_ms"`
+	// MaestroCPUPerEventMs is the Maestro server's CPU time per event over
+	// the same window (from /proc/<pid>/stat; the server is shared, so it
+	// includes whatever else used it meanwhile), and CPURatioToMaestro the
+	// adapter's CPU per event divided by it.
+	MaestroCPUPerEventMs float64 `json:"maestro_cpu_per_event_ms"`
+	CPURatioToMaestro    float64 `json:"cpu_ratio_to_maestro"`
 	// WatcherReports counts status events that answered no published
 	// event: the status watcher's reports of later status changes.
 	WatcherReports int64  `json:"watcher_reports"`
@@ -153,6 +160,11 @@ type ApplyRun struct {
 	// Reread counts raw applies whose status the watch never delivered,
 	// found by reading the work after a silence.
 	Reread int64 `json:"reread,omitempty"`
+	// Agent: "stand-in" or "real" (see DirectRun.Agent).
+	Agent string `json:"agent"`
+	// MaestroCPUPerOpMs is the Maestro server's CPU time per apply over
+	// the run (see DirectRun.MaestroCPUPerEventMs).
+	MaestroCPUPerOpMs float64 `json:"maestro_cpu_per_op_ms"`
 }
 
 // ConsumeRun is the raw RabbitMQ baseline: one amqp091 consumer with
@@ -168,6 +180,9 @@ type ConsumeRun struct {
 // status latency with Maestro's own apply → Available round trip.
 type AddedLatency struct {
 	OfferedRate float64 `json:"offered_events_per_s"`
+	// Load is the offered rate as a multiple of the raw Maestro client's
+	// closed-loop rate at the same concurrency (its capacity here).
+	Load float64 `json:"offered_multiple_of_capacity"`
 	// MaxRawRate is the highest raw Maestro rate measured in the run: an
 	// offered rate near or above it is past the local Maestro's capacity.
 	MaxRawRate float64 `json:"max_raw_maestro_ops_per_s"`
@@ -181,8 +196,9 @@ type AddedLatency struct {
 	// MaestroReread: raw applies found by a read after the watch stayed
 	// silent (see ApplyRun.Reread).
 	MaestroReread int64 `json:"raw_maestro_reread,omitempty"`
-	// MaestroLost: raw applies whose status never came within 20 s (left
-	// out of the raw latencies; the test log says what Maestro had).
+	// MaestroLost: raw applies that failed (past capacity the publish
+	// itself times out) or whose status never came within 20 s (left out
+	// of the raw latencies; the test log says what Maestro had).
 	MaestroLost int `json:"raw_maestro_lost,omitempty"`
 	// AddedP50/AddedP99: adapter percentile minus Maestro percentile.
 	AddedP50 float64 `json:"added_p50_ms"`
@@ -362,30 +378,36 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"The raw Maestro baseline runs the same loop with the source client and no adapter, at the same total " +
 		"concurrency, applying the same works; the raw RabbitMQ baseline drains a preloaded queue with prefetch = concurrency.")
 	b.p("")
-	b.p("| Concurrency | Replicas | Events | Events/s | p50 ms | p95 ms | p99 ms | Raw Maestro ops/s | **Ratio to Maestro** | Adapter backend alone ops/s | Raw RabbitMQ msgs/s | Ratio to RabbitMQ | CPU ms/event | Watcher reports |")
-	b.p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.p("The last row runs Maestro's real work agent (`maestro/agenttest`, applying to the local kube-apiserver) instead of the " +
+		"simulated one, with a raw baseline of its own. CPU: the adapter processes' `process_cpu_seconds_total` and the Maestro " +
+		"server's utime + stime from `/proc/<pid>/stat` over the same window, per event; the Maestro server is shared with whatever " +
+		"else runs on this machine, so its figure is an upper bound.")
+	b.p("")
+	b.p("| Agent | Concurrency | Replicas | Events | Events/s | p50 ms | p95 ms | p99 ms | Raw Maestro ops/s | **Ratio to Maestro** | Adapter backend alone ops/s | Raw RabbitMQ msgs/s | Ratio to RabbitMQ | Adapter CPU ms/event | Maestro CPU ms/event | **Adapter ÷ Maestro CPU** | Watcher reports |")
+	b.p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, d := range r.Direct {
 		backend := "–"
 		if d.BackendRate > 0 {
 			backend = fmt.Sprintf("%.1f", d.BackendRate)
 		}
-		b.p("| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | **%.2f** | %s | %.0f | %.4f | %.2f | %d |", d.Concurrency, d.Replicas, d.Events,
+		b.p("| %s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | **%.2f** | %s | %.0f | %.4f | %.2f | %.2f | **%.2f** | %d |", d.Agent,
+			d.Concurrency, d.Replicas, d.Events,
 			d.Throughput, d.Latency.P50, d.Latency.P95, d.Latency.P99, d.MaestroRate, d.RatioToMaestro, backend, d.RabbitRate, d.RatioToRabbit,
-			d.CPUPerEventMs, d.WatcherReports)
+			d.CPUPerEventMs, d.MaestroCPUPerEventMs, d.CPURatioToMaestro, d.WatcherReports)
 	}
 	b.p("")
 	b.p("Where the time of one event goes, by the adapter's own histograms (means, ms; `event` is the whole handling, " +
 		"publish → status minus `event` is the two broker hops, scheduling and acknowledgement):")
 	b.p("")
-	b.p("| Concurrency | Replicas | publish → status | event | read_resource | build | deliver | await_status | report | raw Maestro apply → Available | adapter backend alone apply → Available |")
-	b.p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.p("| Agent | Concurrency | Replicas | publish → status | event | read_resource | build | deliver | await_status | report | raw Maestro apply → Available | adapter backend alone apply → Available |")
+	b.p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, d := range r.Direct {
 		p := d.Phases
 		backend := "–"
 		if d.BackendRate > 0 {
 			backend = fmt.Sprintf("%.2f", d.BackendLatency.Mean)
 		}
-		b.p("| %d | %d | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %s |", d.Concurrency, d.Replicas, d.Latency.Mean, p.Event,
+		b.p("| %s | %d | %d | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %s |", d.Agent, d.Concurrency, d.Replicas, d.Latency.Mean, p.Event,
 			p.ReadResource, p.Build, p.Deliver, p.AwaitStatus, p.Report, d.MaestroLatency.Mean, backend)
 	}
 	b.p("")
@@ -395,17 +417,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.p("Maestro apply rate, no broker and no pipeline: workers create a work, wait until the agent reports it Applied and " +
 		"Available, patch it to the next generation and wait again. *Raw* is Maestro's own gRPC source client " +
 		"(`grpcsource.NewMaestroGRPCSourceWorkClient`) with its watch; *adapter backend* is the adapter's `maestro/remote` Backend and " +
-		"`maestro.Tracker`, which read the work before writing it (to choose create or patch and guard the resource generation) " +
-		"and give each call its own copy of the client's namespace field.")
+		"`maestro.Tracker`, which choose create or patch and guard the resource generation from a watch-fed cache (a REST read " +
+		"only on a miss or after a refused stale patch) and write through the OCM source client on a store answering from it.")
 	b.p("")
-	b.p("| Client | Concurrency | Ops | Ops/s | p50 ms | p95 ms | p99 ms | Status read after a silent watch |")
-	b.p("|---|---:|---:|---:|---:|---:|---:|---:|")
+	b.p("| Client | Agent | Concurrency | Ops | Ops/s | p50 ms | p95 ms | p99 ms | Maestro CPU ms/op | Status read after a silent watch |")
+	b.p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, a := range append(append([]ApplyRun{}, r.MaestroBaseline...), r.BackendBaseline...) {
 		client := "raw source client"
 		if a.Client == "backend" {
 			client = "adapter backend"
 		}
-		b.p("| %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %d |", client, a.Concurrency, a.Ops, a.Rate, a.Latency.P50, a.Latency.P95, a.Latency.P99, a.Reread)
+		b.p("| %s | %s | %d | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %d |", client, a.Agent, a.Concurrency, a.Ops, a.Rate, a.Latency.P50,
+			a.Latency.P95, a.Latency.P99, a.MaestroCPUPerOpMs, a.Reread)
 	}
 	b.p("")
 	b.p("Raw RabbitMQ consume rate (amqp091, one consumer, manual ack):")
@@ -418,7 +441,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.p("")
 
 	for _, a := range r.AddedLatency {
-		b.p("## Added latency at %.0f events/s", a.OfferedRate)
+		b.p("## Added latency at %.1f events/s (%.1f× capacity)", a.OfferedRate, a.Load)
 		b.p("")
 		b.p("An open loop publishes %d events at a fixed %.0f events/s to one adapter (concurrency %d), half creating a work and "+
 			"half patching one; in the same run, just before, Maestro's raw source client applies the same works at the same rate. "+
@@ -426,9 +449,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			a.Events, a.OfferedRate, a.Concurrency)
 		if a.Saturated() {
 			b.p("")
-			b.p("**%.0f events/s is at or past capacity in this run** (raw Maestro served at most %.1f ops/s, the adapter %.1f events/s "+
-				"at concurrency %d): latencies are mostly queueing, not the work of one event. The next section repeats the "+
-				"measurement at half the capacity.", a.OfferedRate, a.MaxRawRate, a.AdapterCapacity, a.Concurrency)
+			b.p("**%.1f events/s is at or past capacity in this run** (raw Maestro served %.1f ops/s in the closed loop, the adapter %.1f events/s "+
+				"at concurrency %d): latencies are mostly queueing, not the work of one event; the adapter's p99 should track the raw "+
+				"client's.", a.OfferedRate, a.MaxRawRate, a.AdapterCapacity, a.Concurrency)
 		}
 		b.p("")
 		b.p("| | p50 ms | p95 ms | p99 ms | mean ms |")

@@ -30,6 +30,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/agenttest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -638,11 +639,15 @@ func (r *backendClient) apply(ctx context.Context, w *workv1.ManifestWork, _ boo
 	ctx, cancel := context.WithTimeout(ctx, eventTimeout)
 	defer cancel()
 	start := time.Now()
+	// As pipeline/reconcile.go does: the waiter is registered before the
+	// write and starts from what the write returned, with no read.
+	e := r.tracker.Expect(w.Namespace, w.Name)
 	stored, err := r.backend.Apply(ctx, w)
 	if err != nil {
+		e.Cancel()
 		return 0, fmt.Errorf("apply %s: %w", w.Name, err)
 	}
-	if _, err := r.tracker.Await(ctx, w.Namespace, w.Name, func(got *workv1.ManifestWork) bool {
+	if _, err := e.Await(ctx, stored, func(got *workv1.ManifestWork) bool {
 		return got != nil && got.Generation >= stored.Generation && maestro.StatusSettled(got)
 	}); err != nil {
 		return 0, fmt.Errorf("work %s not Applied and Available: %w", w.Name, err)
@@ -650,10 +655,71 @@ func (r *backendClient) apply(ctx context.Context, w *workv1.ManifestWork, _ boo
 	return time.Since(start), nil
 }
 
-// startAgent registers consumer on Maestro and runs a simulated agent on it
-// for the rest of the test.
-func startAgent(t testing.TB, env maestrotest.Env, consumer string) {
+// maestroCPU returns the CPU time (user + system, seconds) the local
+// Maestro server has used so far, from /proc/<pid>/stat; its pid file is in
+// deploy/local/maestro.sh's state directory. ok is false when it cannot be
+// read (a server not started by the script, or on another host).
+func maestroCPU() (seconds float64, ok bool) {
+	dir := os.Getenv("MAESTRO_STATE_DIR")
+	if dir == "" {
+		dir = "/tmp/hyperfleet-maestro"
+	}
+	pid, err := os.ReadFile(filepath.Join(dir, "maestro.pid"))
+	if err != nil {
+		return 0, false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces; fields after its ")"
+	// start at field 3, so utime (14) and stime (15) are 11 and 12 there.
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const clockTicks = 100 // USER_HZ: 100 on every Linux this runs on
+	return (utime + stime) / clockTicks, true
+}
+
+// maestroCPUMeter measures Maestro's CPU time over a window.
+type maestroCPUMeter struct {
+	start float64
+	ok    bool
+}
+
+func startMaestroCPU() maestroCPUMeter {
+	s, ok := maestroCPU()
+	return maestroCPUMeter{s, ok}
+}
+
+// perOpMs is Maestro's CPU time since start per op, in ms (0 if unknown).
+func (m maestroCPUMeter) perOpMs(ops int) float64 {
+	end, ok := maestroCPU()
+	if !m.ok || !ok || ops == 0 {
+		return 0
+	}
+	return round((end-m.start)/float64(ops)*1000, 3)
+}
+
+// startAgent registers consumer on Maestro and runs an agent on it for the
+// rest of the test: Maestro's real work agent on the local kube-apiserver
+// when real is set (maestro/agenttest), the simulated one otherwise.
+func startAgent(t testing.TB, env maestrotest.Env, consumer string, real bool) {
 	t.Helper()
+	if real {
+		agenttest.Start(t, consumer)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := maestrotest.RegisterConsumer(ctx, env.HTTPEndpoint, consumer); err != nil {
