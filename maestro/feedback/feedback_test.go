@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
 )
 
@@ -84,4 +86,57 @@ func show(v workv1.FieldValue) string {
 		return string(v.Type) + ":false"
 	}
 	return string(v.Type) + ":<nil>"
+}
+
+// Rules matches as the agent does: group and resource exactly, name and
+// namespace exactly or by "*".
+func TestRules(t *testing.T) {
+	rule := func(name string) workv1.FeedbackRule {
+		return workv1.FeedbackRule{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{{Name: name, Path: ".status"}}}
+	}
+	configs := []workv1.ManifestConfigOption{
+		{ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"}, FeedbackRules: []workv1.FeedbackRule{rule("exact")}},
+		{ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "*", Namespace: "*"}, FeedbackRules: []workv1.FeedbackRule{rule("any")}},
+		{ResourceIdentifier: workv1.ResourceIdentifier{Resource: "deployments", Name: "web", Namespace: "ns"}, FeedbackRules: []workv1.FeedbackRule{rule("core")}},
+	}
+	var names []string
+	for _, r := range Rules(configs, Resource{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"}) {
+		names = append(names, r.JsonPaths[0].Name)
+	}
+	if strings.Join(names, ",") != "exact,any" {
+		t.Errorf("rules for apps/deployments ns/web = %v, want exact,any", names)
+	}
+	if got := Rules(configs, Resource{Group: "apps", Resource: "statefulsets", Name: "web", Namespace: "ns"}); len(got) != 0 {
+		t.Errorf("rules for a statefulset = %+v, want none", got)
+	}
+}
+
+// Evaluate derives StatusFeedbackSynced as the agent does.
+func TestEvaluateCondition(t *testing.T) {
+	deploy := map[string]interface{}{"status": map[string]interface{}{"replicas": int64(2), "readyReplicas": int64(2)}}
+	gvk := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+
+	_, c, err := Evaluate(deploy, gvk, nil)
+	if err != nil || c.Type != ConditionSynced || c.Status != metav1.ConditionTrue || c.Reason != "NoStatusFeedbackSynced" {
+		t.Errorf("no rules: %+v, %v; want True NoStatusFeedbackSynced", c, err)
+	}
+
+	res, c, err := Evaluate(deploy, gvk, []workv1.FeedbackRule{{Type: workv1.WellKnownStatusType}})
+	if err != nil || c.Status != metav1.ConditionTrue || c.Reason != "StatusFeedbackSynced" || len(res.Values) != 2 {
+		t.Errorf("well-known: %+v, %+v, %v; want True StatusFeedbackSynced with 2 values", res, c, err)
+	}
+
+	res, c, err = Evaluate(deploy, gvk, []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{
+		{Name: "replicas", Path: ".status.replicas"},
+		{Name: "bad", Path: ".status[?("},
+		{Name: "old", Path: ".status.replicas", Version: "v1beta1"},
+	}}})
+	if err == nil || c.Status != metav1.ConditionFalse || c.Reason != "StatusFeedbackSyncFailed" ||
+		!strings.HasPrefix(c.Message, "Sync status feedback failed with error [") ||
+		!strings.Contains(c.Message, "bad") || !strings.Contains(c.Message, "old") {
+		t.Errorf("failing rules: %+v, %v; want False StatusFeedbackSyncFailed naming bad and old", c, err)
+	}
+	if len(res.Values) != 1 || res.Values[0].Name != "replicas" {
+		t.Errorf("failing rules: values %+v, want the good one (replicas)", res.Values)
+	}
 }
