@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +12,10 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/util/jsonpath"
 	"k8s.io/client-go/util/workqueue"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // AgentOptions configures an Agent.
@@ -157,10 +156,6 @@ const (
 	reasonNotAvailable    = "ResourcesNotAvailable"
 	reasonDegraded        = "ApplyFailed"
 	reasonNotDegraded     = "NoFailures"
-	condFeedbackSynced    = "StatusFeedbackSynced"
-	// Maestro's agent command raises the OCM agent's 1024-byte
-	// --max-json-raw-length default to 1 MiB.
-	maxJSONRawLength = 1024 * 1024
 )
 
 // statusFor is the status an agent reports for w at its generation.
@@ -211,15 +206,9 @@ func statusFor(w *workv1.ManifestWork, failure error, now metav1.Time) workv1.Ma
 		if failure == nil {
 			mset(workv1.ManifestApplied, metav1.ConditionTrue, "AppliedManifestComplete", "Apply manifest complete")
 			mset(workv1.ManifestAvailable, metav1.ConditionTrue, "ResourceAvailable", "Resource is available")
-			if rules := feedbackRules(w.Spec.ManifestConfigs, mc.ResourceMeta); len(rules) != 0 {
-				values, err := feedback(&obj, rules)
-				mc.StatusFeedbacks.Values = values
-				if err != nil {
-					mset(condFeedbackSynced, metav1.ConditionFalse, "StatusFeedbackSyncFailed", err.Error())
-				} else {
-					mset(condFeedbackSynced, metav1.ConditionTrue, condFeedbackSynced, "")
-				}
-			}
+			var synced metav1.Condition
+			mc.StatusFeedbacks, synced = statusFeedback(w, &obj, mc.ResourceMeta)
+			mset(synced.Type, synced.Status, synced.Reason, synced.Message)
 		} else {
 			mset(workv1.ManifestApplied, metav1.ConditionFalse, "AppliedManifestFailed", failure.Error())
 			mc.StatusFeedbacks = prev[int32(i)].StatusFeedbacks
@@ -243,121 +232,22 @@ func resourceMeta(ordinal int32, obj *unstructured.Unstructured) workv1.Manifest
 	}
 }
 
-// feedbackRules returns the rules of the manifestConfigs naming the
-// resource.
-func feedbackRules(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) []workv1.FeedbackRule {
-	var out []workv1.FeedbackRule
-	for _, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == m.Group && id.Resource == m.Resource && id.Name == m.Name && id.Namespace == m.Namespace {
-			out = append(out, c.FeedbackRules...)
-		}
-	}
-	return out
-}
-
-// wellKnown is the OCM agent's WellKnownStatus rule set.
-var wellKnown = map[schema.GroupVersionKind][]workv1.JsonPath{
-	{Group: "apps", Version: "v1", Kind: "Deployment"}: {
-		{Name: "ReadyReplicas", Path: ".status.readyReplicas"},
-		{Name: "Replicas", Path: ".status.replicas"},
-		{Name: "AvailableReplicas", Path: ".status.availableReplicas"},
-	},
-	{Group: "batch", Version: "v1", Kind: "Job"}: {
-		{Name: "JobComplete", Path: `.status.conditions[?(@.type=="Complete")].status`},
-		{Name: "JobSucceeded", Path: ".status.succeeded"},
-	},
-	{Group: "", Version: "v1", Kind: "Pod"}: {
-		{Name: "PodReady", Path: `.status.conditions[?(@.type=="Ready")].status`},
-		{Name: "PodPhase", Path: ".status.phase"},
-	},
-}
-
-// feedback evaluates the rules against the manifest as it would look live
-// on the cluster, the way the OCM agent reads status feedback.
-func feedback(manifest *unstructured.Unstructured, rules []workv1.FeedbackRule) ([]workv1.FeedbackValue, error) {
+// statusFeedback evaluates the feedback rules naming the manifest against
+// it as it would look live on the cluster (with a simulated status when it
+// carries none), the way Maestro's real agent reads status feedback.
+func statusFeedback(w *workv1.ManifestWork, manifest *unstructured.Unstructured, m workv1.ManifestResourceMeta) (workv1.StatusFeedbackResult, metav1.Condition) {
+	rules := feedback.Rules(w.Spec.ManifestConfigs, feedback.Resource{
+		Group: m.Group, Resource: m.Resource, Name: m.Name, Namespace: m.Namespace})
 	live := manifest.DeepCopy()
-	if st, ok := live.Object["status"].(map[string]any); !ok || len(st) == 0 {
-		if synth := simulatedStatus(live); synth != nil {
-			live.Object["status"] = synth
-		}
-	}
-	var values []workv1.FeedbackValue
-	var errs []string
-	for _, r := range rules {
-		paths := r.JsonPaths
-		if r.Type == workv1.WellKnownStatusType {
-			paths = wellKnown[live.GroupVersionKind()]
-			if len(paths) == 0 {
-				errs = append(errs, fmt.Sprintf("cannot find the wellknown statuses for resource with gvk %s", live.GroupVersionKind()))
-				continue
-			}
-		}
-		for _, p := range paths {
-			if p.Version != "" && p.Version != live.GroupVersionKind().Version {
-				errs = append(errs, fmt.Sprintf("version set in the path %s is not matched for the related resource", p.Name))
-				continue
-			}
-			v, err := valueAt(p.Name, p.Path, live.Object)
-			if err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			if v != nil {
-				values = append(values, *v)
+	if len(rules) != 0 {
+		if st, ok := live.Object["status"].(map[string]any); !ok || len(st) == 0 {
+			if synth := simulatedStatus(live); synth != nil {
+				live.Object["status"] = synth
 			}
 		}
 	}
-	if len(errs) != 0 {
-		return values, errors.New(strings.Join(errs, "; "))
-	}
-	return values, nil
-}
-
-func valueAt(name, path string, obj map[string]any) (*workv1.FeedbackValue, error) {
-	j := jsonpath.New(name).AllowMissingKeys(true)
-	if err := j.Parse("{" + path + "}"); err != nil {
-		return nil, fmt.Errorf("failed to parse json path %s of %s with error: %v", path, name, err)
-	}
-	results, err := j.FindResults(obj)
-	if err != nil {
-		return nil, fmt.Errorf("failed to find value for %s with error: %v", name, err)
-	}
-	if len(results) == 0 || len(results[0]) == 0 {
-		return nil, nil
-	}
-	var value any
-	if len(results) == 1 && len(results[0]) == 1 {
-		value = results[0][0].Interface()
-	} else {
-		var list []any
-		for _, r := range results[0] {
-			list = append(list, r.Interface())
-		}
-		value = list
-	}
-	fv := workv1.FeedbackValue{Name: name}
-	switch t := value.(type) {
-	case nil:
-		return nil, nil
-	case int64:
-		fv.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &t}
-	case string:
-		fv.Value = workv1.FieldValue{Type: workv1.String, String: &t}
-	case bool:
-		fv.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &t}
-	default:
-		raw, err := json.Marshal(t)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse the resource to json string for name %s: %v", name, err)
-		}
-		if len(raw) > maxJSONRawLength {
-			return nil, fmt.Errorf("the length of returned json raw string for name %s is larger than the maximum length %d", name, maxJSONRawLength)
-		}
-		s := string(raw)
-		fv.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
-	}
-	return &fv, nil
+	result, synced, _ := feedback.Evaluate(live.Object, live.GroupVersionKind(), rules)
+	return result, synced
 }
 
 // statusless kinds have no status on a real cluster.

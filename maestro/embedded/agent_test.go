@@ -99,8 +99,13 @@ func TestAgentReportsStatusAndFeedback(t *testing.T) {
 	if !apimeta.IsStatusConditionTrue(settings.Conditions, workv1.ManifestApplied) || !apimeta.IsStatusConditionTrue(settings.Conditions, workv1.ManifestAvailable) {
 		t.Errorf("configmap conditions %+v", settings.Conditions)
 	}
-	if len(settings.StatusFeedbacks.Values) != 0 || apimeta.FindStatusCondition(settings.Conditions, "StatusFeedbackSynced") != nil {
+	// As Maestro's real agent: no rules, no values, and StatusFeedbackSynced
+	// True with reason NoStatusFeedbackSynced.
+	if len(settings.StatusFeedbacks.Values) != 0 {
 		t.Errorf("configmap without feedback rules got feedback %+v", settings.StatusFeedbacks)
+	}
+	if c := apimeta.FindStatusCondition(settings.Conditions, "StatusFeedbackSynced"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != "NoStatusFeedbackSynced" {
+		t.Errorf("configmap without feedback rules: StatusFeedbackSynced = %+v, want True NoStatusFeedbackSynced", c)
 	}
 
 	v := values(web)

@@ -94,8 +94,7 @@ type Delivery struct {
 	changed chan struct{}      // closed and replaced on every cache change
 	emitted map[workKey]string // fingerprint of the state last sent per work
 
-	wmu      sync.RWMutex
-	watchers map[*watcher]struct{}
+	watches *maestro.WorkEventFanout
 }
 
 var _ maestro.Delivery = (*Delivery)(nil)
@@ -125,16 +124,16 @@ func New(ctx context.Context, cs kubernetes.Interface, opts Options) (*Delivery,
 	}
 	opts = opts.withDefaults()
 	d := &Delivery{
-		opts:     opts,
-		cs:       cs,
-		log:      opts.Logger.With("component", "job-delivery", "namespace", opts.Namespace),
-		obs:      opts.Observer,
-		queue:    workqueue.NewTyped[workKey](),
-		stop:     make(chan struct{}),
-		changed:  make(chan struct{}),
-		emitted:  map[workKey]string{},
-		watchers: map[*watcher]struct{}{},
+		opts:    opts,
+		cs:      cs,
+		log:     opts.Logger.With("component", "job-delivery", "namespace", opts.Namespace),
+		obs:     opts.Observer,
+		queue:   workqueue.NewTyped[workKey](),
+		stop:    make(chan struct{}),
+		changed: make(chan struct{}),
+		emitted: map[workKey]string{},
 	}
+	d.watches = maestro.NewWorkEventFanout(d.stop)
 	if err := d.checkAccess(ctx); err != nil {
 		return nil, err
 	}
@@ -272,13 +271,7 @@ func (d *Delivery) Close() {
 		if d.factory != nil {
 			d.factory.Shutdown()
 		}
-		d.wmu.Lock()
-		for w := range d.watchers {
-			w.end()
-			delete(d.watchers, w)
-			close(w.ch)
-		}
-		d.wmu.Unlock()
+		d.watches.Close()
 	})
 }
 
@@ -793,48 +786,7 @@ func (d *Delivery) Watch(ctx context.Context) (<-chan maestro.WorkEvent, error) 
 		return nil, events.Permanentf("job delivery closed")
 	default:
 	}
-	w := &watcher{ch: make(chan maestro.WorkEvent), done: make(chan struct{})}
-	d.wmu.Lock()
-	d.watchers[w] = struct{}{}
-	d.wmu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-d.stop:
-			return // Close ends it
-		}
-		w.end()
-		d.wmu.Lock()
-		defer d.wmu.Unlock()
-		if _, ok := d.watchers[w]; ok {
-			delete(d.watchers, w)
-			close(w.ch)
-		}
-	}()
-	return w.ch, nil
+	return d.watches.Watch(ctx), nil
 }
 
-// watcher is one Watch. Events are sent under wmu's read lock; the channel
-// is closed under its write lock, after done, so a send never meets a
-// closed channel and a blocked send ends when the watch does.
-type watcher struct {
-	ch       chan maestro.WorkEvent
-	done     chan struct{}
-	doneOnce sync.Once
-}
-
-func (w *watcher) end() { w.doneOnce.Do(func() { close(w.done) }) }
-
-func (d *Delivery) emit(ev maestro.WorkEvent) {
-	d.wmu.RLock()
-	defer d.wmu.RUnlock()
-	for w := range d.watchers {
-		e := maestro.WorkEvent{Type: ev.Type, Work: ev.Work.DeepCopy()}
-		select {
-		case w.ch <- e:
-		case <-w.done:
-		case <-d.stop:
-			return
-		}
-	}
-}
+func (d *Delivery) emit(ev maestro.WorkEvent) { d.watches.Emit(ev) }

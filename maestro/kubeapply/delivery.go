@@ -110,8 +110,7 @@ type Delivery struct {
 	owners  map[objectKey]map[string]struct{}
 	owned   map[string][]objectKey // record name → its keys in owners
 
-	wmu      sync.RWMutex
-	watchers map[*watcher]struct{}
+	watches *maestro.WorkEventFanout
 }
 
 var _ maestro.Delivery = (*Delivery)(nil)
@@ -147,12 +146,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Delivery, error)
 		objSynced: map[schema.GroupVersionResource]cache.InformerSynced{},
 		queue: workqueue.NewTypedRateLimitingQueue(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryInitial, 30*time.Second)),
-		stop:     make(chan struct{}),
-		emitted:  map[string]*workv1.ManifestWork{},
-		owners:   map[objectKey]map[string]struct{}{},
-		owned:    map[string][]objectKey{},
-		watchers: map[*watcher]struct{}{},
+		stop:    make(chan struct{}),
+		emitted: map[string]*workv1.ManifestWork{},
+		owners:  map[objectKey]map[string]struct{}{},
+		owned:   map[string][]objectKey{},
 	}
+	d.watches = maestro.NewWorkEventFanout(d.stop)
 	if err := d.checkAccess(ctx); err != nil {
 		return nil, err
 	}
@@ -222,13 +221,7 @@ func (d *Delivery) Close() {
 		d.worker.Wait()
 		d.recordFactory.Shutdown()
 		d.objFactory.Shutdown()
-		d.wmu.Lock()
-		for w := range d.watchers {
-			w.end()
-			delete(d.watchers, w)
-			close(w.ch)
-		}
-		d.wmu.Unlock()
+		d.watches.Close()
 	})
 }
 
@@ -484,48 +477,7 @@ func (d *Delivery) Watch(ctx context.Context) (<-chan maestro.WorkEvent, error) 
 		return nil, events.Permanentf("kubernetes delivery closed")
 	default:
 	}
-	w := &watcher{ch: make(chan maestro.WorkEvent), done: make(chan struct{})}
-	d.wmu.Lock()
-	d.watchers[w] = struct{}{}
-	d.wmu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-d.stop:
-			return // Close ends it
-		}
-		w.end()
-		d.wmu.Lock()
-		defer d.wmu.Unlock()
-		if _, ok := d.watchers[w]; ok {
-			delete(d.watchers, w)
-			close(w.ch)
-		}
-	}()
-	return w.ch, nil
+	return d.watches.Watch(ctx), nil
 }
 
-// watcher is one Watch. Events are sent under wmu's read lock; the channel
-// is closed under its write lock, after done, so a send never meets a
-// closed channel and a blocked send ends when the watch does.
-type watcher struct {
-	ch       chan maestro.WorkEvent
-	done     chan struct{}
-	doneOnce sync.Once
-}
-
-func (w *watcher) end() { w.doneOnce.Do(func() { close(w.done) }) }
-
-func (d *Delivery) emit(ev maestro.WorkEvent) {
-	d.wmu.RLock()
-	defer d.wmu.RUnlock()
-	for w := range d.watchers {
-		e := maestro.WorkEvent{Type: ev.Type, Work: ev.Work.DeepCopy()}
-		select {
-		case w.ch <- e:
-		case <-w.done:
-		case <-d.stop:
-			return
-		}
-	}
-}
+func (d *Delivery) emit(ev maestro.WorkEvent) { d.watches.Emit(ev) }

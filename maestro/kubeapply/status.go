@@ -1,18 +1,16 @@
 package kubeapply
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/util/jsonpath"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // Condition reasons, as the OCM work agent writes them.
@@ -24,8 +22,6 @@ const (
 	reasonDegraded        = "ApplyFailed"
 	reasonNotDegraded     = "NoFailures"
 	reasonApplying        = "Applying"
-	condFeedbackSynced    = "StatusFeedbackSynced"
-	maxJSONRawLength      = 1024
 )
 
 // withStatus is the work s holds with its status computed from the
@@ -83,14 +79,14 @@ func (d *Delivery) withStatus(s *corev1.Secret, rec *record) *workv1.ManifestWor
 			}
 			allAvailable = false
 		}
-		if rules := feedbackRules(rec.Work.Spec.ManifestConfigs, mc.ResourceMeta); len(rules) != 0 && live != nil {
-			values, err := feedback(live, rules)
-			mc.StatusFeedbacks.Values = values
-			if err != nil {
-				set(&mc.Conditions, condFeedbackSynced, metav1.ConditionFalse, "StatusFeedbackSyncFailed", err.Error())
-			} else {
-				set(&mc.Conditions, condFeedbackSynced, metav1.ConditionTrue, condFeedbackSynced, "")
-			}
+		// As the real agent, feedback is evaluated only on an object that
+		// exists; no rules still report StatusFeedbackSynced True.
+		if live != nil {
+			rules := feedback.Rules(rec.Work.Spec.ManifestConfigs, feedback.Resource{
+				Group: ref.Group, Resource: ref.Resource, Name: ref.Name, Namespace: ref.Namespace})
+			var synced metav1.Condition
+			mc.StatusFeedbacks, synced, _ = feedback.Evaluate(live.Object, live.GroupVersionKind(), rules)
+			set(&mc.Conditions, synced.Type, synced.Status, synced.Reason, synced.Message)
 		}
 		w.Status.ResourceStatus.Manifests = append(w.Status.ResourceStatus.Manifests, mc)
 	}
@@ -158,118 +154,4 @@ func conditionStatus(obj *unstructured.Unstructured, t string) string {
 		}
 	}
 	return ""
-}
-
-// The status feedback below evaluates rules the way the OCM work agent's
-// statusfeedback reader does, like maestro/embedded's simulated agent (on
-// the live object here, on a simulated one there).
-
-// feedbackRules returns the rules of the manifestConfigs naming the
-// resource.
-func feedbackRules(configs []workv1.ManifestConfigOption, m workv1.ManifestResourceMeta) []workv1.FeedbackRule {
-	var out []workv1.FeedbackRule
-	for _, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == m.Group && id.Resource == m.Resource && id.Name == m.Name && id.Namespace == m.Namespace {
-			out = append(out, c.FeedbackRules...)
-		}
-	}
-	return out
-}
-
-// wellKnown is the OCM agent's WellKnownStatus rule set.
-var wellKnown = map[schema.GroupVersionKind][]workv1.JsonPath{
-	{Group: "apps", Version: "v1", Kind: "Deployment"}: {
-		{Name: "ReadyReplicas", Path: ".status.readyReplicas"},
-		{Name: "Replicas", Path: ".status.replicas"},
-		{Name: "AvailableReplicas", Path: ".status.availableReplicas"},
-	},
-	{Group: "batch", Version: "v1", Kind: "Job"}: {
-		{Name: "JobComplete", Path: `.status.conditions[?(@.type=="Complete")].status`},
-		{Name: "JobSucceeded", Path: ".status.succeeded"},
-	},
-	{Group: "", Version: "v1", Kind: "Pod"}: {
-		{Name: "PodReady", Path: `.status.conditions[?(@.type=="Ready")].status`},
-		{Name: "PodPhase", Path: ".status.phase"},
-	},
-}
-
-// feedback evaluates the rules against the whole live object.
-func feedback(live *unstructured.Unstructured, rules []workv1.FeedbackRule) ([]workv1.FeedbackValue, error) {
-	var values []workv1.FeedbackValue
-	var errs []string
-	for _, r := range rules {
-		paths := r.JsonPaths
-		if r.Type == workv1.WellKnownStatusType {
-			paths = wellKnown[live.GroupVersionKind()]
-			if len(paths) == 0 {
-				errs = append(errs, fmt.Sprintf("cannot find the wellknown statuses for resource with gvk %s", live.GroupVersionKind()))
-				continue
-			}
-		}
-		for _, p := range paths {
-			if p.Version != "" && p.Version != live.GroupVersionKind().Version {
-				errs = append(errs, fmt.Sprintf("version set in the path %s is not matched for the related resource", p.Name))
-				continue
-			}
-			v, err := valueAt(p.Name, p.Path, live.Object)
-			if err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			if v != nil {
-				values = append(values, *v)
-			}
-		}
-	}
-	if len(errs) != 0 {
-		return values, errors.New(strings.Join(errs, "; "))
-	}
-	return values, nil
-}
-
-func valueAt(name, path string, obj map[string]any) (*workv1.FeedbackValue, error) {
-	j := jsonpath.New(name).AllowMissingKeys(true)
-	if err := j.Parse("{" + path + "}"); err != nil {
-		return nil, fmt.Errorf("failed to parse json path %s of %s with error: %v", path, name, err)
-	}
-	results, err := j.FindResults(obj)
-	if err != nil {
-		return nil, fmt.Errorf("failed to find value for %s with error: %v", name, err)
-	}
-	if len(results) == 0 || len(results[0]) == 0 {
-		return nil, nil
-	}
-	var value any
-	if len(results) == 1 && len(results[0]) == 1 {
-		value = results[0][0].Interface()
-	} else {
-		var list []any
-		for _, r := range results[0] {
-			list = append(list, r.Interface())
-		}
-		value = list
-	}
-	fv := workv1.FeedbackValue{Name: name}
-	switch t := value.(type) {
-	case nil:
-		return nil, nil
-	case int64:
-		fv.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &t}
-	case string:
-		fv.Value = workv1.FieldValue{Type: workv1.String, String: &t}
-	case bool:
-		fv.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &t}
-	default:
-		raw, err := json.Marshal(t)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse the resource to json string for name %s: %v", name, err)
-		}
-		if len(raw) > maxJSONRawLength {
-			return nil, fmt.Errorf("the length of returned json raw string for name %s is larger than the maximum length %d", name, maxJSONRawLength)
-		}
-		s := string(raw)
-		fv.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
-	}
-	return &fv, nil
 }

@@ -14,9 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubetypes "k8s.io/apimachinery/pkg/types"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"k8s.io/client-go/util/jsonpath"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
@@ -27,6 +25,8 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/agent/codec"
 	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // Reasons the simulated agent puts on the conditions it reports.
@@ -419,12 +419,12 @@ const (
 	// ConditionFeedbackSynced is the manifest condition the agent sets on
 	// evaluating a manifest's feedback rules: False, naming each rule that
 	// failed, when one did (the values of the others are still reported).
-	ConditionFeedbackSynced = "StatusFeedbackSynced"
+	ConditionFeedbackSynced = feedback.ConditionSynced
 	// MaxFeedbackJSONBytes is the longest JSON value reported as feedback:
 	// Maestro's agent command raises the OCM agent's default
 	// (--max-json-raw-length, 1024 bytes) to 1 MiB. A longer value is left
 	// out and makes ConditionFeedbackSynced False.
-	MaxFeedbackJSONBytes = 1024 * 1024
+	MaxFeedbackJSONBytes = feedback.MaxJSONBytes
 )
 
 // feedback evaluates the feedback rules of the manifest configs that match the
@@ -433,81 +433,17 @@ const (
 // controller does, and returns the values with the StatusFeedbackSynced
 // condition.
 func (a *Agent) feedback(w *workv1.ManifestWork, obj *unstructured.Unstructured, gvk schema.GroupVersionKind, resource string) (workv1.StatusFeedbackResult, metav1.Condition) {
-	var rules []workv1.FeedbackRule
-	for _, c := range w.Spec.ManifestConfigs {
-		id := c.ResourceIdentifier
-		if id.Group == gvk.Group && id.Resource == resource && matches(id.Name, obj.GetName()) && matches(id.Namespace, obj.GetNamespace()) {
-			rules = append(rules, c.FeedbackRules...)
-		}
-	}
+	rules := feedback.Rules(w.Spec.ManifestConfigs, feedback.Resource{
+		Group: gvk.Group, Resource: resource, Name: obj.GetName(), Namespace: obj.GetNamespace()})
 	if len(rules) == 0 {
-		return workv1.StatusFeedbackResult{}, metav1.Condition{
-			Type: ConditionFeedbackSynced, Status: metav1.ConditionTrue, Reason: "NoStatusFeedbackSynced"}
+		result, synced, _ := feedback.Evaluate(nil, gvk, nil)
+		return result, synced
 	}
-	live := a.liveObject(w, obj, gvk)
-	var values []workv1.FeedbackValue
-	var errs []error
-	for _, rule := range rules {
-		var paths []workv1.JsonPath
-		switch rule.Type {
-		case workv1.WellKnownStatusType:
-			paths = wellKnownStatus[gvk]
-			if len(paths) == 0 {
-				errs = append(errs, fmt.Errorf("cannot find the wellknown statuses for resource with gvk %s", gvk.String()))
-			}
-		case workv1.JSONPathsType:
-			paths = rule.JsonPaths
-		}
-		for _, p := range paths {
-			if p.Version != "" && p.Version != gvk.Version {
-				errs = append(errs, fmt.Errorf("version set in the path %s is not matched for the related resource", p.Name))
-				continue
-			}
-			v, err := evaluate(live, p)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if v != nil {
-				values = append(values, *v)
-			}
-		}
-	}
-	if err := utilerrors.NewAggregate(errs); err != nil {
+	result, synced, err := feedback.Evaluate(a.liveObject(w, obj, gvk), gvk, rules)
+	if err != nil {
 		a.opts.Logf("work %s: %s %s: feedback: %v", w.Name, gvk.Kind, obj.GetName(), err)
-		return workv1.StatusFeedbackResult{Values: values}, metav1.Condition{
-			Type: ConditionFeedbackSynced, Status: metav1.ConditionFalse, Reason: "StatusFeedbackSyncFailed",
-			Message: fmt.Sprintf("Sync status feedback failed with error %v", err)}
 	}
-	return workv1.StatusFeedbackResult{Values: values}, metav1.Condition{
-		Type: ConditionFeedbackSynced, Status: metav1.ConditionTrue, Reason: "StatusFeedbackSynced"}
-}
-
-func matches(pattern, value string) bool {
-	return pattern == value || pattern == "*"
-}
-
-// wellKnownStatus are the work agent's WellKnownStatus feedback rules
-// (its statusfeedback/rules package), by exact group, version and kind.
-var wellKnownStatus = map[schema.GroupVersionKind][]workv1.JsonPath{
-	{Group: "apps", Version: "v1", Kind: "Deployment"}: {
-		{Name: "ReadyReplicas", Path: ".status.readyReplicas"},
-		{Name: "Replicas", Path: ".status.replicas"},
-		{Name: "AvailableReplicas", Path: ".status.availableReplicas"},
-	},
-	{Group: "apps", Version: "v1", Kind: "DaemonSet"}: {
-		{Name: "NumberReady", Path: ".status.numberReady"},
-		{Name: "DesiredNumberScheduled", Path: ".status.desiredNumberScheduled"},
-		{Name: "NumberAvailable", Path: ".status.numberAvailable"},
-	},
-	{Group: "batch", Version: "v1", Kind: "Job"}: {
-		{Name: "JobComplete", Path: `.status.conditions[?(@.type=="Complete")].status`},
-		{Name: "JobSucceeded", Path: ".status.succeeded"},
-	},
-	{Group: "", Version: "v1", Kind: "Pod"}: {
-		{Name: "PodReady", Path: `.status.conditions[?(@.type=="Ready")].status`},
-		{Name: "PodPhase", Path: ".status.phase"},
-	},
+	return result, synced
 }
 
 // liveObject is the manifest as the agent would read it from the cluster:
@@ -580,59 +516,6 @@ func (a *Agent) simulatedStatus(w *workv1.ManifestWork, obj *unstructured.Unstru
 	default:
 		return map[string]interface{}{"conditions": ready("Ready")}
 	}
-}
-
-// evaluate reads one feedback value from the whole object, as the agent's
-// StatusReader does: the path is a kubectl-style JSONPath (without braces);
-// no match or a null gives no value and no error; one match of a string,
-// an integer or a boolean gives that; anything else (an object, a list, a
-// fraction, or several matches, which are listed) gives JsonRaw up to
-// MaxFeedbackJSONBytes. A path that does not parse, or a longer JSON value,
-// is an error.
-func evaluate(obj map[string]interface{}, p workv1.JsonPath) (*workv1.FeedbackValue, error) {
-	jp := jsonpath.New(p.Name).AllowMissingKeys(true)
-	if err := jp.Parse(fmt.Sprintf("{%s}", p.Path)); err != nil {
-		return nil, fmt.Errorf("failed to parse json path %s of %s with error: %v", p.Path, p.Name, err)
-	}
-	results, err := jp.FindResults(obj)
-	if err != nil {
-		return nil, fmt.Errorf("failed to find value for %s with error: %v", p.Name, err)
-	}
-	if len(results) == 0 || len(results[0]) == 0 {
-		return nil, nil
-	}
-	var value interface{}
-	if len(results) == 1 && len(results[0]) == 1 {
-		value = results[0][0].Interface()
-	} else {
-		var list []interface{}
-		for _, r := range results[0] {
-			list = append(list, r.Interface())
-		}
-		value = list
-	}
-	v := &workv1.FeedbackValue{Name: p.Name}
-	switch t := value.(type) {
-	case nil:
-		return nil, nil
-	case int64:
-		v.Value = workv1.FieldValue{Type: workv1.Integer, Integer: &t}
-	case string:
-		v.Value = workv1.FieldValue{Type: workv1.String, String: &t}
-	case bool:
-		v.Value = workv1.FieldValue{Type: workv1.Boolean, Boolean: &t}
-	default:
-		raw, err := json.Marshal(t)
-		if err != nil {
-			return nil, fmt.Errorf("failed to parse the resource to json string for name %s: %v", p.Name, err)
-		}
-		if len(raw) > MaxFeedbackJSONBytes {
-			return nil, fmt.Errorf("the length of returned json raw string for name %s is larger than the maximum length %d", p.Name, MaxFeedbackJSONBytes)
-		}
-		s := string(raw)
-		v.Value = workv1.FieldValue{Type: workv1.JsonRaw, JsonRaw: &s}
-	}
-	return v, nil
 }
 
 // guessResource derives the plural resource name from a kind, as the API
