@@ -342,10 +342,7 @@ func freshCondition(w *workv1.ManifestWork, condType string) *metav1.Condition {
 
 // workGeneration is the resource generation a work was built from.
 func workGeneration(w *workv1.ManifestWork) int64 {
-	g, err := strconv.ParseInt(w.Annotations[maestro.AnnotationGeneration], 10, 64)
-	if err != nil {
-		return 0
-	}
+	g, _ := maestro.ResourceGeneration(w)
 	return g
 }
 

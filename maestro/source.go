@@ -316,7 +316,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			return nil, classify(fmt.Errorf("reading work %s/%s: %w", ns, name, err))
 		}
 
-		if have, ok := storedGeneration(stored); guarded && ok && have > want {
+		if have, ok := ResourceGeneration(stored); guarded && ok && have > want {
 			return stored, fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
 				ns, name, have, want, ErrStaleGeneration)
 		}
@@ -720,13 +720,6 @@ func desiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 			w.Namespace, w.Name, AnnotationGeneration, v)
 	}
 	return gen, true, nil
-}
-
-// storedGeneration reads AnnotationGeneration of a stored work. A missing
-// or unreadable one does not guard anything.
-func storedGeneration(w *workv1.ManifestWork) (int64, bool) {
-	gen, err := strconv.ParseInt(w.Annotations[AnnotationGeneration], 10, 64)
-	return gen, err == nil
 }
 
 // upToDate reports whether stored already carries desired's labels,

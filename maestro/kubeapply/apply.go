@@ -102,7 +102,7 @@ outer:
 			if rec, err = decodeRecord(s); err != nil {
 				return nil, events.Permanent(err)
 			}
-			if have, ok := storedGeneration(&rec.Work); guarded && ok && have > gen {
+			if have, ok := maestro.ResourceGeneration(&rec.Work); guarded && ok && have > gen {
 				return d.withStatus(s, rec), fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
 					consumer, name, have, gen, maestro.ErrStaleGeneration)
 			}
@@ -610,11 +610,6 @@ func generationOf(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 			w.Namespace, w.Name, maestro.AnnotationGeneration, v)
 	}
 	return gen, true, nil
-}
-
-func storedGeneration(w *workv1.ManifestWork) (int64, bool) {
-	gen, err := strconv.ParseInt(w.Annotations[maestro.AnnotationGeneration], 10, 64)
-	return gen, err == nil
 }
 
 func objectGeneration(obj *unstructured.Unstructured) (int64, bool) {
