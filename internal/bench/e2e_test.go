@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -80,7 +80,7 @@ var commands = []string{
 	`eval "$(deploy/local/maestro.sh env)"; eval "$(deploy/local/kube/kube.sh env)"`,
 	"go test -run '^$' -bench . -benchmem ./... | tee /tmp/hyperfleet-bench/go-bench.txt",
 	"BENCH_E2E=1 BENCH_MICRO=/tmp/hyperfleet-bench/go-bench.txt BENCH_PROFILE_DIR=/tmp/hyperfleet-bench BENCH_OUT=$PWD \\",
-	"  go test -count=1 -timeout 30m -run TestEndToEndBenchmark -v ./pipeline/benchmark",
+	"  go test -count=1 -timeout 30m -run TestEndToEndBenchmark -v ./internal/bench",
 }
 
 // TestEndToEndBenchmark measures the adapter on the real local stack and

@@ -1,4 +1,4 @@
-// Package benchmark measures the adapter end to end on the real local stack
+// Package bench measures the adapter end to end on the real local stack
 // (RabbitMQ, a Maestro server, a simulated agent) and writes the results as
 // BENCHMARKS.md and benchmarks.json at the repository root.
 //
@@ -12,4 +12,4 @@
 // This file's package holds what the harness computes and renders
 // (percentiles, Prometheus and `go test -bench` parsing, the report), kept
 // out of the test so that it is unit-tested like any other code.
-package benchmark
+package bench
