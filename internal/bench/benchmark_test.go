@@ -59,6 +59,13 @@ func TestParseMetricsAndHistogramQuantile(t *testing.T) {
 		t.Fatalf("escaped label value not parsed: %v %v", v, ok)
 	}
 	build := map[string]string{"phase": "build"}
+	// window.mean reads a histogram's _sum and _count as plain samples.
+	if v, ok := Value(s, "hyperfleet_adapter_phase_duration_seconds_count", build); !ok || v != 100 {
+		t.Fatalf("_count: %v %v", v, ok)
+	}
+	if v, ok := Value(s, "hyperfleet_adapter_phase_duration_seconds_sum", build); !ok || v != 0.05 {
+		t.Fatalf("_sum: %v %v", v, ok)
+	}
 	h := Histogram(s, "hyperfleet_adapter_phase_duration_seconds", build)
 	if len(h) != 4 || !math.IsInf(h[3].UpperBound, 1) {
 		t.Fatalf("buckets: %+v", h)

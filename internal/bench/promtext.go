@@ -1,12 +1,15 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Sample is one line of a Prometheus text exposition.
@@ -16,99 +19,91 @@ type Sample struct {
 	Value  float64
 }
 
-// ParseMetrics reads the Prometheus text format (what /metrics serves):
-// comments are skipped, every other line is `name{labels} value [ts]`.
+// ParseMetrics reads the Prometheus text format (what /metrics serves) with
+// Prometheus's own parser and flattens it back into one Sample per line:
+// a histogram's `_bucket` (with its `le` label), `_sum` and `_count`, a
+// summary's quantiles, `_sum` and `_count`, as the text has them.
 func ParseMetrics(text string) ([]Sample, error) {
-	var out []Sample
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		l := strings.TrimSpace(sc.Text())
-		if l == "" || l[0] == '#' {
-			continue
-		}
-		s, err := parseSample(l)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %d %q: %w", line, l, err)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseSample(l string) (Sample, error) {
-	s := Sample{Labels: map[string]string{}}
-	i := strings.IndexAny(l, "{ ")
-	if i <= 0 {
-		return s, fmt.Errorf("no value")
-	}
-	s.Name = l[:i]
-	rest := l[i:]
-	if rest[0] == '{' {
-		end, err := parseLabels(rest, s.Labels)
-		if err != nil {
-			return s, err
-		}
-		rest = rest[end:]
-	}
-	fields := strings.Fields(rest)
-	if len(fields) == 0 {
-		return s, fmt.Errorf("no value")
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
+	// common v0.67 wants the name validation scheme chosen (the zero
+	// TextParser has none); UTF-8 accepts every name the server may send.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
-		return s, fmt.Errorf("value %q: %w", fields[0], err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	s.Value = v
-	return s, nil
+	names := make([]string, 0, len(families))
+	for name := range families {
+		names = append(names, name)
+	}
+	sort.Strings(names) // a stable order; within a family the text's order is kept
+	var out []Sample
+	for _, name := range names {
+		out = appendFamily(out, families[name])
+	}
+	return out, nil
 }
 
-// parseLabels reads `{a="x",b="y"}` at the start of s into into and returns
-// the index just past the closing brace. Values may hold \", \\ and \n.
-func parseLabels(s string, into map[string]string) (int, error) {
-	i := 1
-	for {
-		for i < len(s) && (s[i] == ' ' || s[i] == ',') {
-			i++
-		}
-		if i >= len(s) {
-			return 0, fmt.Errorf("unterminated labels")
-		}
-		if s[i] == '}' {
-			return i + 1, nil
-		}
-		eq := strings.IndexByte(s[i:], '=')
-		if eq < 0 || i+eq+1 >= len(s) || s[i+eq+1] != '"' {
-			return 0, fmt.Errorf("malformed label at %q", s[i:])
-		}
-		name := strings.TrimSpace(s[i : i+eq])
-		i += eq + 2
-		var v strings.Builder
-		for {
-			if i >= len(s) {
-				return 0, fmt.Errorf("unterminated label value of %s", name)
+// appendFamily appends the samples of one metric family.
+func appendFamily(out []Sample, mf *dto.MetricFamily) []Sample {
+	name := mf.GetName()
+	for _, m := range mf.GetMetric() {
+		labels := func(extra ...string) map[string]string {
+			l := make(map[string]string, len(m.GetLabel())+1)
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
 			}
-			c := s[i]
-			if c == '\\' && i+1 < len(s) {
-				switch s[i+1] {
-				case 'n':
-					v.WriteByte('\n')
-				default:
-					v.WriteByte(s[i+1])
+			for i := 0; i+1 < len(extra); i += 2 {
+				l[extra[i]] = extra[i+1]
+			}
+			return l
+		}
+		switch {
+		case m.GetHistogram() != nil:
+			h := m.GetHistogram()
+			for _, b := range h.GetBucket() {
+				count := float64(b.GetCumulativeCount())
+				if b.CumulativeCountFloat != nil {
+					count = b.GetCumulativeCountFloat()
 				}
-				i += 2
-				continue
+				out = append(out, Sample{Name: name + "_bucket", Labels: labels(model.BucketLabel, formatBound(b.GetUpperBound())), Value: count})
 			}
-			i++
-			if c == '"' {
-				break
+			if h.SampleSum != nil {
+				out = append(out, Sample{Name: name + "_sum", Labels: labels(), Value: h.GetSampleSum()})
 			}
-			v.WriteByte(c)
+			switch {
+			case h.SampleCountFloat != nil:
+				out = append(out, Sample{Name: name + "_count", Labels: labels(), Value: h.GetSampleCountFloat()})
+			case h.SampleCount != nil:
+				out = append(out, Sample{Name: name + "_count", Labels: labels(), Value: float64(h.GetSampleCount())})
+			}
+		case m.GetSummary() != nil:
+			s := m.GetSummary()
+			for _, q := range s.GetQuantile() {
+				out = append(out, Sample{Name: name, Labels: labels(model.QuantileLabel, formatBound(q.GetQuantile())), Value: q.GetValue()})
+			}
+			if s.SampleSum != nil {
+				out = append(out, Sample{Name: name + "_sum", Labels: labels(), Value: s.GetSampleSum()})
+			}
+			if s.SampleCount != nil {
+				out = append(out, Sample{Name: name + "_count", Labels: labels(), Value: float64(s.GetSampleCount())})
+			}
+		case m.GetCounter() != nil:
+			out = append(out, Sample{Name: name, Labels: labels(), Value: m.GetCounter().GetValue()})
+		case m.GetGauge() != nil:
+			out = append(out, Sample{Name: name, Labels: labels(), Value: m.GetGauge().GetValue()})
+		default:
+			out = append(out, Sample{Name: name, Labels: labels(), Value: m.GetUntyped().GetValue()})
 		}
-		into[name] = v.String()
 	}
+	return out
+}
+
+// formatBound writes an le or quantile label back as Histogram reads it.
+func formatBound(v float64) string {
+	if math.IsInf(v, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 func matches(s Sample, name string, labels map[string]string) bool {
