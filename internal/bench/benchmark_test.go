@@ -154,7 +154,10 @@ func sampleReport() *Report {
 		Commands:    []string{"make bench"},
 		Direct: []DirectRun{
 			{Agent: "stand-in", Concurrency: 4, Replicas: 1, Events: 400, Throughput: 97, MaestroRate: 100, RatioToMaestro: 0.97,
-				Latency: Latency{Mean: 44}, CPUPerEventMs: 1, MaestroCPUPerEventMs: 10, CPURatioToMaestro: 0.1},
+				Latency: Latency{Mean: 44}, CPUPerEventMs: 1, MaestroCPUPerEventMs: 10, CPURatioToMaestro: 0.1,
+				CPUProfile: "/tmp/hyperfleet-bench/adapter-cpu-direct-c4-r1.pprof", CPUProfileSeconds: 10,
+				CPUTop:     "      flat  flat%   sum%        cum   cum%\n     0.01s  1.00%  1.00%      0.40s 40.00%  pipeline.(*Pipeline).handle\n",
+				CPUFlatTop: "      flat  flat%   sum%        cum   cum%\n     0.12s 12.00% 12.00%      0.12s 12.00%  runtime.futex\n"},
 			{Agent: "stand-in", Concurrency: 16, Replicas: 1, Events: 400, Throughput: 70, MaestroRate: 100, RatioToMaestro: 0.7, BackendRate: 72,
 				Latency: Latency{Mean: 220}, MaestroLatency: Latency{Mean: 160}, Phases: Phases{Event: 210, Deliver: 150, AwaitStatus: 55},
 				CPUPerEventMs: 3, MaestroCPUPerEventMs: 10, CPURatioToMaestro: 0.3},
@@ -196,6 +199,9 @@ func TestTargets(t *testing.T) {
 	if !ts[3].Met || !strings.Contains(ts[3].Margin, "met by 10 points") || ts[4].Met || !strings.Contains(ts[4].Margin, "missed by 10 points") {
 		t.Errorf("CPU shares: %+v / %+v", ts[3], ts[4])
 	}
+	if !strings.Contains(ts[4].Why, "CPU profile at concurrency 4 × 1 replica(s)") {
+		t.Errorf("a missed CPU share must point to the profiled row: %q", ts[4].Why)
+	}
 	if lat := ts[5]; lat.Met || !strings.Contains(lat.Margin, "missed by 1.00 ms") || !strings.Contains(lat.Name, "below capacity") {
 		t.Errorf("added latency: %+v", lat)
 	}
@@ -230,10 +236,16 @@ func TestReportRendersEverySection(t *testing.T) {
 	for _, want := range []string{"## Machine", "| CPUs (`nproc`) | 2 |", "make bench", "## Targets", "**no**",
 		"## Direct delivery", "| stand-in | 16 | 1 | 400 | 70.0 |", "| real | 4 | 1 | 100 | 20.0 |", "**0.30**",
 		"## Added latency at 22.0 events/s (0.5× capacity)", "## Added latency at 88.0 events/s (2.0× capacity)", "at or past capacity",
-		"**Why direct delivery is below the raw client.**", "**pending** — not built yet", "## 10000 distinct clusters", "## Hot paths"} {
+		"**Why direct delivery is below the raw client.**", "**pending** — not built yet", "## 10000 distinct clusters", "## Hot paths",
+		"## Adapter CPU per event at concurrency 4 × 1 replica(s): the profile that explains its \"CPU per event\" row",
+		"adapter used 1.00 ms of CPU per event against Maestro's 10.00 ms (10%; the target is ≤ 20%)", "10 s CPU profile",
+		"`/tmp/hyperfleet-bench/adapter-cpu-direct-c4-r1.pprof`", "pipeline.(*Pipeline).handle", "By own (flat) time", "runtime.futex"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
 		}
+	}
+	if n := strings.Count(md.String(), "## Adapter CPU per event"); n != 1 {
+		t.Errorf("%d profile sections, want 1 (only the profiled row)", n)
 	}
 	var js bytes.Buffer
 	if err := r.WriteJSON(&js); err != nil {
@@ -242,6 +254,27 @@ func TestReportRendersEverySection(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Direct) != 3 || back.Scale.Clusters != 10000 {
 		t.Fatalf("JSON does not round-trip: %v", err)
+	}
+	if back.Direct[0].CPUTop != r.Direct[0].CPUTop || back.Direct[0].CPUFlatTop != r.Direct[0].CPUFlatTop {
+		t.Fatal("the row's profile excerpts do not round-trip through JSON")
+	}
+}
+
+func TestReportSaysWhenTheRowsProfileFailed(t *testing.T) {
+	r := sampleReport()
+	d := &r.Direct[0]
+	d.CPUTop, d.CPUFlatTop, d.CPUProfile = "", "", ""
+	d.CPUProfileError = "GET http://x/debug/pprof/profile: connection refused"
+	r.Targets = Targets(r)
+	if strings.Contains(r.Targets[4].Why, "CPU profile at") {
+		t.Errorf("without a profile the CPU miss must point to the scale run: %q", r.Targets[4].Why)
+	}
+	var md bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "**No profile in this run**: GET http://x/debug/pprof/profile: connection refused") {
+		t.Fatalf("profile error not shown:\n%s", md.String())
 	}
 }
 

@@ -448,8 +448,14 @@ func (h *harness) event(ctx context.Context, c *adapterCase, k int, gen int64) (
 // concurrency×replicas publishers in a closed loop: each publishes the
 // event for a new cluster at generation 1, waits for its status event,
 // publishes generation 2 and waits again.
+//
+// The row of cpuProfileConcurrency × 1 replica with the stand-in agent also
+// takes a CPU profile of its adapter over the measured loop: the namespace
+// rows are where the CPU-per-event target is judged, and the scale run's
+// profile is of the template type under a burst.
 func (h *harness) directClosedLoop(t *testing.T, concurrency, replicas int) DirectRun {
-	c := h.startCase(t, fmt.Sprintf("c%d-r%d", concurrency, replicas), "namespace", concurrency, replicas, false)
+	profiled := concurrency == cpuProfileConcurrency && replicas == 1 && !h.realAgent
+	c := h.startCase(t, fmt.Sprintf("c%d-r%d", concurrency, replicas), "namespace", concurrency, replicas, profiled)
 	workers := concurrency * replicas
 	ctx := context.Background()
 	lat := &latencies{}
@@ -472,12 +478,20 @@ func (h *harness) directClosedLoop(t *testing.T, concurrency, replicas int) Dire
 	}
 	w := window{before: c.scrape(t)}
 	strayBefore := c.topo.stray.Load()
+	var profile *cpuProfile
+	if profiled {
+		profile = h.startCPUProfile(c.procs[0], fmt.Sprintf("adapter-cpu-direct-c%d-r%d.pprof", concurrency, replicas))
+	}
 	cpu := startMaestroCPU()
 	elapsed, n, err := closedLoop(workers, h.cfg.caseTime, 0, op(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	maestroCPUms := cpu.perOpMs(2 * n)
+	if profile != nil {
+		// Before the adapter stops: the profile ends within the loop.
+		profile.wait()
+	}
 	w.after = c.scrape(t)
 	watcherReports := c.topo.stray.Load() - strayBefore
 	c.stop(t)
@@ -490,7 +504,64 @@ func (h *harness) directClosedLoop(t *testing.T, concurrency, replicas int) Dire
 		MaestroCPUPerEventMs: maestroCPUms,
 	}
 	d.CPURatioToMaestro = Ratio(d.CPUPerEventMs, d.MaestroCPUPerEventMs)
+	if profile != nil {
+		profile.excerpts(t, h, &d)
+	}
 	return d
+}
+
+// cpuProfileConcurrency is the concurrency of the direct-delivery row whose
+// adapter is CPU-profiled: the default CONCURRENCY.
+const cpuProfileConcurrency = 4
+
+// cpuProfile is a CPU profile of an adapter being taken while a case runs.
+type cpuProfile struct {
+	path    string
+	seconds int
+	done    chan error
+	err     error
+}
+
+// startCPUProfile starts fetching a CPU profile of p's adapter for the
+// case's length (whole seconds, as /debug/pprof/profile takes them), into
+// file name in BENCH_PROFILE_DIR.
+func (h *harness) startCPUProfile(p *adapterProc, name string) *cpuProfile {
+	cp := &cpuProfile{path: filepath.Join(h.cfg.profileDir, name), seconds: max(1, int(h.cfg.caseTime/time.Second)), done: make(chan error, 1)}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprof, cp.seconds)
+	go func() { cp.done <- fetch(url, cp.path, time.Duration(cp.seconds)*time.Second+30*time.Second) }()
+	return cp
+}
+
+func (cp *cpuProfile) wait() { cp.err = <-cp.done }
+
+// excerpts puts the profile's `go tool pprof -top` listings into d. A
+// profile that failed is reported in d rather than failing the case: the
+// row's figures stand without it.
+func (cp *cpuProfile) excerpts(t *testing.T, h *harness, d *DirectRun) {
+	d.CPUProfileSeconds = cp.seconds
+	if cp.err != nil {
+		t.Logf("CPU profile of the adapter: %v", cp.err)
+		d.CPUProfileError = cp.err.Error()
+		return
+	}
+	h.keepBinary()
+	d.CPUProfile = cp.path
+	var err error
+	if d.CPUTop, err = pprofTop(h.bin, cp.path, "-top", "-cum", "-nodecount=30"); err == nil {
+		d.CPUFlatTop, err = pprofTop(h.bin, cp.path, "-top", "-nodecount=15")
+	}
+	if err != nil {
+		t.Logf("CPU profile of the adapter: %v", err)
+		d.CPUProfileError = err.Error()
+	}
+}
+
+// keepBinary copies the adapter binary beside the profiles, so that they
+// can be looked at again with the same symbols.
+func (h *harness) keepBinary() {
+	if b, err := os.ReadFile(h.bin); err == nil {
+		_ = os.WriteFile(filepath.Join(h.cfg.profileDir, "adapter"), b, 0o755)
+	}
 }
 
 // rateSchedule is the open loop's order of (cluster, generation): every
@@ -784,11 +855,7 @@ func (h *harness) scaleRun(t *testing.T) *ScaleRun {
 	s.HeapAfterTailMiB = round(heapAfter/(1<<20), 1)
 	c.stop(t)
 
-	// Keep the binary beside the profiles, so that they can be looked at
-	// again with the same symbols.
-	if b, err := os.ReadFile(h.bin); err == nil {
-		_ = os.WriteFile(filepath.Join(h.cfg.profileDir, "adapter"), b, 0o755)
-	}
+	h.keepBinary()
 	var perr error
 	if s.CPUTop, perr = pprofTop(h.bin, cpuProfile, "-top", "-cum", "-nodecount=30"); perr != nil {
 		t.Fatal(perr)

@@ -143,7 +143,19 @@ type DirectRun struct {
 	BackendLatency Latency `json:"adapter_backend_latency"`
 	RabbitRate     float64 `json:"raw_rabbitmq_msgs_per_s"`
 	RatioToRabbit  float64 `json:"ratio_to_raw_rabbitmq"`
+	// A CPU profile of the adapter over the measured loop (one row only,
+	// see directClosedLoop): where it is kept, its length, and `go tool
+	// pprof -top` excerpts by cumulative and by own (flat) time; or why
+	// there is none.
+	CPUProfile        string `json:"cpu_profile,omitempty"`
+	CPUProfileSeconds int    `json:"cpu_profile_seconds,omitempty"`
+	CPUTop            string `json:"cpu_top,omitempty"`
+	CPUFlatTop        string `json:"cpu_flat_top,omitempty"`
+	CPUProfileError   string `json:"cpu_profile_error,omitempty"`
 }
+
+// Profiled says whether the harness tried to profile this row's adapter.
+func (d DirectRun) Profiled() bool { return d.CPUTop != "" || d.CPUProfileError != "" }
 
 // ApplyRun is a Maestro baseline: Concurrency workers, each applying a
 // work (create, then patch to the next generation) and waiting until the
@@ -412,6 +424,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.p("")
 
+	for _, d := range r.Direct {
+		if d.Profiled() {
+			writeDirectProfile(b, d)
+		}
+	}
+
 	b.p("## Baselines")
 	b.p("")
 	b.p("Maestro apply rate, no broker and no pipeline: workers create a work, wait until the agent reports it Applied and " +
@@ -595,6 +613,37 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.p("")
 	}
 	return b.err
+}
+
+// writeDirectProfile renders the CPU profile of one direct-delivery row:
+// what its "CPU per event" target row is made of.
+func writeDirectProfile(b *mdWriter, d DirectRun) {
+	b.p("## Adapter CPU per event at %s: the profile that explains its \"CPU per event\" row", d.label())
+	b.p("")
+	b.p("This explains the *CPU per event, %s* row of the targets: the adapter used %.2f ms of CPU per event against "+
+		"Maestro's %.2f ms (%.0f%%; the target is ≤ %.0f%%). While that row's closed loop ran, the harness took a %d s CPU "+
+		"profile of its adapter process (type `namespace`, %s agent) from `/debug/pprof/profile` on `PPROF_ADDR`. With "+
+		"`PPROF_ADDR` set the adapter also samples 1 in 5 contended locks, and the profiler takes 100 samples a second: "+
+		"both add a little to this row's CPU figure, to no other row's.", d.label(), d.CPUPerEventMs, d.MaestroCPUPerEventMs,
+		d.CPURatioToMaestro*100, TargetCPUShare*100, d.CPUProfileSeconds, d.Agent)
+	b.p("")
+	if d.CPUTop == "" {
+		b.p("**No profile in this run**: %s", d.CPUProfileError)
+		b.p("")
+		return
+	}
+	b.p("Profile: `%s` (the binary beside it as `adapter`). Top functions by cumulative time (`go tool pprof -top -cum`):", d.CPUProfile)
+	b.p("")
+	b.p("```")
+	b.p("%s", strings.TrimRight(d.CPUTop, "\n"))
+	b.p("```")
+	b.p("")
+	b.p("By own (flat) time (`go tool pprof -top`):")
+	b.p("")
+	b.p("```")
+	b.p("%s", strings.TrimRight(d.CPUFlatTop, "\n"))
+	b.p("```")
+	b.p("")
 }
 
 type mdWriter struct {

@@ -46,6 +46,12 @@ func Targets(r *Report) []Target {
 		}
 		out = append(out, t)
 	}
+	cpuWhy := "see the scale run's CPU profile below for where the adapter's CPU goes."
+	for _, d := range r.Direct {
+		if d.CPUTop != "" {
+			cpuWhy = fmt.Sprintf("see the adapter's CPU profile at %s below (section \"Adapter CPU per event at %s\") for where its CPU per event goes.", d.label(), d.label())
+		}
+	}
 	for _, d := range r.Direct {
 		if d.MaestroCPUPerEventMs <= 0 {
 			continue
@@ -61,7 +67,7 @@ func Targets(r *Report) []Target {
 			t.Margin = fmt.Sprintf("met by %.0f points", (TargetCPUShare-d.CPURatioToMaestro)*100)
 		} else {
 			t.Margin = fmt.Sprintf("missed by %.0f points", (d.CPURatioToMaestro-TargetCPUShare)*100)
-			t.Why = "see the scale run's CPU profile below for where the adapter's CPU goes."
+			t.Why = cpuWhy
 		}
 		out = append(out, t)
 	}
