@@ -199,7 +199,7 @@ func TestTargets(t *testing.T) {
 	if !ts[3].Met || !strings.Contains(ts[3].Margin, "met by 10 points") || ts[4].Met || !strings.Contains(ts[4].Margin, "missed by 10 points") {
 		t.Errorf("CPU shares: %+v / %+v", ts[3], ts[4])
 	}
-	if !strings.Contains(ts[4].Why, "CPU profile at concurrency 4 × 1 replica(s)") {
+	if !strings.Contains(ts[4].Why, `"Adapter CPU per event at concurrency 4 × 1 replica(s)" below`) {
 		t.Errorf("a missed CPU share must point to the profiled row: %q", ts[4].Why)
 	}
 	if lat := ts[5]; lat.Met || !strings.Contains(lat.Margin, "missed by 1.00 ms") || !strings.Contains(lat.Name, "below capacity") {
@@ -266,7 +266,7 @@ func TestReportSaysWhenTheRowsProfileFailed(t *testing.T) {
 	d.CPUTop, d.CPUFlatTop, d.CPUProfile = "", "", ""
 	d.CPUProfileError = "GET http://x/debug/pprof/profile: connection refused"
 	r.Targets = Targets(r)
-	if strings.Contains(r.Targets[4].Why, "CPU profile at") {
+	if strings.Contains(r.Targets[4].Why, "Adapter CPU per event") {
 		t.Errorf("without a profile the CPU miss must point to the scale run: %q", r.Targets[4].Why)
 	}
 	var md bytes.Buffer

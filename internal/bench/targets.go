@@ -49,7 +49,7 @@ func Targets(r *Report) []Target {
 	cpuWhy := "see the scale run's CPU profile below for where the adapter's CPU goes."
 	for _, d := range r.Direct {
 		if d.CPUTop != "" {
-			cpuWhy = fmt.Sprintf("see the adapter's CPU profile at %s below (section \"Adapter CPU per event at %s\") for where its CPU per event goes.", d.label(), d.label())
+			cpuWhy = fmt.Sprintf("see \"Adapter CPU per event at %s\" below: the adapter's CPU profile during that row.", d.label())
 		}
 	}
 	for _, d := range r.Direct {
