@@ -98,12 +98,11 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	// Another replica may have applied a newer generation while this one
 	// waited (a redelivered older event racing the newer one): its report
 	// is the newer one, and this one must not land after it.
-	newer, err := p.newerWork(ctx, st.works, res.Generation)
+	newer, g, err := p.newerWork(ctx, st.works, res.Generation)
 	if err != nil {
 		return "", st, err
 	}
 	if newer != nil {
-		g, _ := maestro.ResourceGeneration(newer)
 		log.InfoContext(ctx, "a newer generation reached the work while this event ran; not reporting this one",
 			"work", workName(newer), "work_generation", g)
 		return Superseded, st, nil
@@ -129,24 +128,26 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	return Reconciled, st, nil
 }
 
-// newerWork returns one of works as Maestro holds it now when it carries a
-// newer resource generation than gen (AnnotationGeneration), else nil. A
-// missing work has no generation and supersedes nothing: a deleted
-// resource's works are gone, and its Finalized report must go out.
-func (p *Pipeline) newerWork(ctx context.Context, works []*workv1.ManifestWork, gen int64) (*workv1.ManifestWork, error) {
+// newerWork returns the first of works that Maestro holds now at a newer
+// resource generation than gen (AnnotationGeneration), with that
+// generation, or nil. A missing work has no generation and supersedes
+// nothing: a deleted resource's works are gone, and its Finalized report
+// must go out. It reads only the generation (maestro.WorkGeneration), not
+// the whole work: it runs before every report.
+func (p *Pipeline) newerWork(ctx context.Context, works []*workv1.ManifestWork, gen int64) (*workv1.ManifestWork, int64, error) {
 	for _, w := range works {
-		got, err := p.delivery.Get(ctx, w.Namespace, w.Name)
+		g, ok, err := maestro.WorkGeneration(ctx, p.delivery, w.Namespace, w.Name)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading ManifestWork %s/%s to check its generation before reporting: %w", w.Namespace, w.Name, err)
+			return nil, 0, fmt.Errorf("reading ManifestWork %s/%s to check its generation before reporting: %w", w.Namespace, w.Name, err)
 		}
-		if g, ok := maestro.ResourceGeneration(got); ok && g > gen {
-			return got, nil
+		if ok && g > gen {
+			return w, g, nil
 		}
 	}
-	return nil, nil
+	return nil, 0, nil
 }
 
 // markStatusPending marks, in Maestro, each work whose status wait ran out
@@ -361,7 +362,7 @@ func (p *Pipeline) reportFailure(ctx context.Context, ev events.Event, st *state
 	// (often the very failure) the report goes out unchecked.
 	checkCtx, cancel := context.WithTimeout(ctx, failureCheckTimeout)
 	defer cancel()
-	if newer, err := p.newerWork(checkCtx, st.works, t.Resource.Generation); newer != nil {
+	if newer, _, err := p.newerWork(checkCtx, st.works, t.Resource.Generation); newer != nil {
 		loggerFrom(ctx, p.log).InfoContext(ctx, "a newer generation reached the work; not publishing this one's failure report", "work", workName(newer))
 		return
 	} else if err != nil {
