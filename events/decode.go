@@ -2,7 +2,6 @@ package events
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 )
@@ -57,8 +58,15 @@ func NewDecoder(extraKinds ...string) *Decoder {
 //   - the HyperFleet broker's form: the whole event JSON in the body with no
 //     content-type and no ce- headers (what Sentinel sends).
 //
-// Every error is Permanent and names the field and the problem: a message
-// that fails here will fail the same way on every redelivery.
+// The CloudEvents SDK reads the CloudEvent (readCloudEvent), so whatever
+// the CloudEvents spec forbids is refused too: a time that is not RFC 3339,
+// a source that is not a URI reference, an extension whose name is not
+// alphanumeric or whose value is an object, an array or out of int32 range.
+// Decode bounds the body before and checks the HyperFleet part after: spec
+// version 1.0, the reconcile type, and the data (decodeData). Every error
+// is Permanent and names the field or the part of the message and the
+// problem: a message that fails here will fail the same way on every
+// redelivery.
 func (d *Decoder) Decode(m *Message) (Event, error) {
 	limit := d.MaxBodyBytes
 	if limit <= 0 {
@@ -70,84 +78,26 @@ func (d *Decoder) Decode(m *Message) (Event, error) {
 	if !utf8.Valid(m.Body) {
 		return Event{}, Permanentf("body: not valid UTF-8")
 	}
-	if attrs, ok := binaryAttributes(m.Attributes); ok {
-		return d.fromBinary(attrs, m.Body)
+	ce, err := readCloudEvent(m)
+	if err != nil {
+		return Event{}, err
 	}
-	if ct := header(m.Attributes, "content-type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err == nil && mt != "application/cloudevents+json" && mt != "application/json" {
-			return Event{}, Permanentf("content-type: %q is neither a structured CloudEvent nor JSON, and no ce- attributes are present", ct)
-		}
-	}
-	return d.fromStructured(m.Body)
+	return d.build(ce)
 }
 
-// wireEvent is a structured-mode CloudEvent. Data stays raw so that its
-// integers can be told from strings and floats.
-type wireEvent struct {
-	SpecVersion     *string         `json:"specversion"`
-	ID              *string         `json:"id"`
-	Type            *string         `json:"type"`
-	Source          *string         `json:"source"`
-	DataContentType *string         `json:"datacontenttype"`
-	TraceParent     *string         `json:"traceparent"`
-	Data            json.RawMessage `json:"data"`
-	DataBase64      *string         `json:"data_base64"`
-}
-
-func (d *Decoder) fromStructured(body []byte) (Event, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return Event{}, Permanentf("body: empty")
-	}
-	if body[0] != '{' {
-		return Event{}, Permanentf("body: not a JSON object (starts with %q)", firstRune(body))
-	}
-	var w wireEvent
-	if err := json.Unmarshal(body, &w); err != nil {
-		return Event{}, Permanentf("body: not valid CloudEvent JSON: %v", err)
-	}
-	attrs := map[string]string{}
-	for name, v := range map[string]*string{"specversion": w.SpecVersion, "id": w.ID, "type": w.Type,
-		"source": w.Source, "datacontenttype": w.DataContentType, "traceparent": w.TraceParent} {
-		if v != nil {
-			attrs[name] = *v
-		}
-	}
-	data := []byte(w.Data)
-	if w.DataBase64 != nil {
-		if len(w.Data) > 0 {
-			return Event{}, fieldErr("data_base64", "present together with data")
-		}
-		raw, err := base64.StdEncoding.DecodeString(*w.DataBase64)
-		if err != nil {
-			return Event{}, fieldErr("data_base64", "not valid base64: %v", err)
-		}
-		data = raw
-	}
-	return d.build(attrs, data)
-}
-
-func (d *Decoder) fromBinary(attrs map[string]string, body []byte) (Event, error) {
-	if ct := attrs["datacontenttype"]; ct == "" {
-		// The content-type header carries datacontenttype in binary mode.
-		attrs["datacontenttype"] = attrs["content-type"]
-	}
-	return d.build(attrs, body)
-}
-
-func (d *Decoder) build(attrs map[string]string, data []byte) (Event, error) {
-	if sv := attrs["specversion"]; sv != "1.0" {
-		if sv == "" {
-			return Event{}, fieldErr("specversion", "missing")
-		}
+func (d *Decoder) build(ce *event.Event) (Event, error) {
+	if sv := ce.SpecVersion(); sv != event.CloudEventsVersionV1 {
 		return Event{}, fieldErr("specversion", "%q is not supported, want 1.0", sv)
 	}
 	ev := Event{
-		ID:          strings.TrimSpace(attrs["id"]),
-		Type:        attrs["type"],
-		Source:      attrs["source"],
-		TraceParent: attrs["traceparent"],
+		ID:     strings.TrimSpace(ce.ID()),
+		Type:   ce.Type(),
+		Source: ce.Source(),
+	}
+	if tp, ok := ce.Extensions()["traceparent"]; ok {
+		if ev.TraceParent, ok = tp.(string); !ok {
+			return Event{}, fieldErr("traceparent", "must be a string, got %v", tp)
+		}
 	}
 	if ev.ID == "" {
 		return Event{}, fieldErr("id", "missing")
@@ -160,13 +110,13 @@ func (d *Decoder) build(attrs map[string]string, data []byte) (Event, error) {
 		return Event{}, fieldErr("type", "%q is not a HyperFleet reconcile event (want com.redhat.hyperfleet.<kind>.reconcile)", ev.Type)
 	}
 	typeKind := strings.ToLower(match[1])
-	if ct := attrs["datacontenttype"]; ct != "" {
+	if ct := ce.DataContentType(); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return Event{}, fieldErr("datacontenttype", "%q is not JSON", ct)
 		}
 	}
-	if err := d.decodeData(&ev, data); err != nil {
+	if err := d.decodeData(&ev, ce.Data()); err != nil {
 		return Event{}, err
 	}
 	if strings.ToLower(ev.Kind) != typeKind {
@@ -282,36 +232,6 @@ func jsonKind(raw json.RawMessage) string {
 	}
 }
 
-// binaryAttributes collects CloudEvents attributes from transport headers.
-// It reports false unless specversion is among them: that is how binary
-// mode is told apart from the other two forms.
-func binaryAttributes(headers map[string]string) (map[string]string, bool) {
-	attrs := map[string]string{}
-	for k, v := range headers {
-		lk := strings.ToLower(k)
-		for _, prefix := range []string{"ce-", "ce_", "cloudevents:", "cloudevents_"} {
-			if strings.HasPrefix(lk, prefix) {
-				attrs[lk[len(prefix):]] = v
-				break
-			}
-		}
-		if lk == "content-type" || lk == "content_type" {
-			attrs["content-type"] = v
-		}
-	}
-	_, ok := attrs["specversion"]
-	return attrs, ok
-}
-
-func header(headers map[string]string, name string) string {
-	for k, v := range headers {
-		if strings.EqualFold(k, name) || strings.EqualFold(strings.ReplaceAll(k, "_", "-"), name) {
-			return v
-		}
-	}
-	return ""
-}
-
 func firstRune(b []byte) string {
 	r, _ := utf8.DecodeRune(b)
 	return string(r)
@@ -327,58 +247,4 @@ func truncate(s string, n int) string {
 // String renders the event for logs.
 func (e Event) String() string {
 	return fmt.Sprintf("%s %s gen=%d id=%s", e.Kind, e.ResourceID, e.Generation, e.ID)
-}
-
-// PeekID returns the CloudEvent id of a message that may not decode, for
-// naming it in errors and dead-letter reasons: the ce-id attribute, or the
-// top-level "id" of a JSON body. It returns "" when there is none.
-func PeekID(m *Message) string {
-	if attrs, ok := binaryAttributes(m.Attributes); ok {
-		return attrs["id"]
-	}
-	if len(m.Body) > DefaultMaxBodyBytes {
-		return ""
-	}
-	var probe struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(m.Body, &probe) != nil {
-		return ""
-	}
-	var id string
-	if json.Unmarshal(probe.ID, &id) != nil || !utf8.ValidString(id) {
-		return ""
-	}
-	return truncate(id, 100)
-}
-
-// Structured returns the message as one structured-mode CloudEvent JSON
-// document, whatever its wire form: what `adapter record` writes, so a
-// recording replays the same from any broker.
-func Structured(m *Message) ([]byte, error) {
-	attrs, ok := binaryAttributes(m.Attributes)
-	if !ok {
-		return bytes.TrimSpace(m.Body), nil
-	}
-	doc := map[string]any{}
-	for k, v := range attrs {
-		if k == "content-type" {
-			continue
-		}
-		doc[k] = v
-	}
-	if _, set := doc["datacontenttype"]; !set && attrs["content-type"] != "" {
-		doc["datacontenttype"] = attrs["content-type"]
-	}
-	body := bytes.TrimSpace(m.Body)
-	if json.Valid(body) {
-		doc["data"] = json.RawMessage(body)
-	} else {
-		doc["data_base64"] = base64.StdEncoding.EncodeToString(m.Body)
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return nil, Permanentf("re-encode binary-mode event: %v", err)
-	}
-	return out, nil
 }

@@ -176,6 +176,37 @@ func TestDecodeFieldErrors(t *testing.T) {
 	assertPermanent(t, "type", err, "not a HyperFleet reconcile event")
 }
 
+// The CloudEvents SDK reads the event, so what the CloudEvents spec forbids
+// is refused, permanently, naming the attribute where the SDK's binary
+// reading lets it; and an input that makes the SDK v2.16.2 panic
+// (data_base64 not a string) is an error, not a crash.
+func TestDecodeRefusesWhatTheCloudEventsSpecForbids(t *testing.T) {
+	data := `{"generation":1,"href":"/api/hyperfleet/v1/clusters/c","id":"c","kind":"Cluster"}`
+	head := `{"specversion":"1.0","id":"e","source":"s","type":"com.redhat.hyperfleet.cluster.reconcile",`
+	binary := func(k, v string) map[string]string {
+		return map[string]string{"ce-specversion": "1.0", "ce-id": "e", "ce-source": "s",
+			"ce-type": "com.redhat.hyperfleet.cluster.reconcile", "content-type": "application/json", k: v}
+	}
+	cases := []struct {
+		name string
+		msg  *Message
+		want string
+	}{
+		{"data_base64 not a string", &Message{Body: []byte(head + `"data_base64":5}`)}, "body: not a valid CloudEvent"},
+		{"time not RFC 3339", &Message{Body: []byte(head + `"time":"yesterday","data":` + data + `}`)}, `"yesterday"`},
+		{"extension object", &Message{Body: []byte(head + `"extra":{"a":1},"data":` + data + `}`)}, "invalid CloudEvents value"},
+		{"bytes after the event", &Message{Body: []byte(head + `"data":` + data + `} x`)}, "body: not valid CloudEvent JSON"},
+		{"binary time", &Message{Body: []byte(data), Attributes: binary("ce-time", "yesterday")}, "field time:"},
+		{"binary source", &Message{Body: []byte(data), Attributes: binary("ce-source", "%zz")}, "field source:"},
+		{"binary extension name", &Message{Body: []byte(data), Attributes: binary("ce-x-custom", "v")}, "field x-custom:"},
+	}
+	d := NewDecoder()
+	for _, c := range cases {
+		_, err := d.Decode(c.msg)
+		assertPermanent(t, c.name, err, c.want)
+	}
+}
+
 func assertPermanent(t *testing.T, name string, err error, contains string) {
 	t.Helper()
 	if err == nil {
