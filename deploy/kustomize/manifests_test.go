@@ -1105,9 +1105,9 @@ func (s setting) check(v string) error {
 
 // knownSettings are the environment variables the adapter reads: the
 // envconfig tags of cmd/adapter's Config (parsed, since a main package
-// cannot be imported), the broker settings of events/brokerconfig (named as
-// the HyperFleet broker library names them), and pendingSettings while
-// config.go lacks them.
+// cannot be imported), the broker settings of events/brokerconfig
+// (brokerconfig.EnvironmentVariables), and pendingSettings while config.go
+// lacks them.
 func knownSettings(t *testing.T) map[string]setting {
 	t.Helper()
 	known := map[string]setting{}
@@ -1142,26 +1142,15 @@ func knownSettings(t *testing.T) map[string]setting {
 		t.Fatalf("found only %d settings in %s: has Config moved?", len(known), path)
 	}
 
-	// events/brokerconfig: libKey("broker.rabbitmq.url") is
-	// BROKER_RABBITMQ_URL; explicit env lists name theirs.
-	src, err := os.ReadFile(filepath.Join(repoRoot, "events", "brokerconfig", "config.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// events/brokerconfig: the broker settings, named as the HyperFleet
+	// broker library names them.
 	n := len(known)
-	for _, m := range regexp.MustCompile(`libKey\("([a-z0-9_.]+)"\)`).FindAllStringSubmatch(string(src), -1) {
-		known[strings.ToUpper(strings.ReplaceAll(m[1], ".", "_"))] = setting{goType: "string"}
-	}
-	for _, m := range regexp.MustCompile(`env: \[\]string\{([^}]*)\}`).FindAllStringSubmatch(string(src), -1) {
-		for _, q := range strings.Split(m[1], ",") {
-			if name, err := strconv.Unquote(strings.TrimSpace(q)); err == nil {
-				known[name] = setting{goType: "string"}
-			}
-		}
+	for _, name := range brokerconfig.EnvironmentVariables() {
+		known[name] = setting{goType: "string"}
 	}
 	if !slices.ContainsFunc(keys(known), func(k string) bool { return k == "BROKER_RABBITMQ_URL" }) ||
 		len(known)-n < 10 {
-		t.Fatalf("found only %d broker settings in events/brokerconfig/config.go: has it changed?", len(known)-n)
+		t.Fatalf("found only %d broker settings in brokerconfig.EnvironmentVariables(): has it changed?", len(known)-n)
 	}
 
 	for _, p := range pendingSettings {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +290,35 @@ func TestParseDuration(t *testing.T) {
 	}
 	if _, err := brokerconfig.ParseDuration("xd"); err == nil {
 		t.Error(`ParseDuration("xd") succeeded`)
+	}
+}
+
+// Every environment variable the HyperFleet broker library v1.1.1 reads
+// (Viper's names for the mapstructure keys of broker/config.go, rabbitmq.go
+// and googlepubsub.go), and the adapter's own topic, subscription and
+// status topic names, are read here.
+func TestReadsEveryLibraryVariable(t *testing.T) {
+	library := []string{"LOG_CONFIG", "BROKER_TYPE", "SUBSCRIBER_PARALLELISM",
+		"BROKER_RABBITMQ_URL", "BROKER_RABBITMQ_EXCHANGE", "BROKER_RABBITMQ_EXCHANGE_TYPE", "BROKER_RABBITMQ_QUEUE",
+		"BROKER_RABBITMQ_ROUTING_KEY", "BROKER_RABBITMQ_PREFETCH_COUNT", "BROKER_RABBITMQ_PREFETCH_SIZE",
+		"BROKER_RABBITMQ_CONSUMER_TAG", "BROKER_RABBITMQ_PUBLISHER_CONFIRM",
+		"BROKER_GOOGLEPUBSUB_PROJECT_ID", "BROKER_GOOGLEPUBSUB_ACK_DEADLINE_SECONDS",
+		"BROKER_GOOGLEPUBSUB_MESSAGE_RETENTION_DURATION", "BROKER_GOOGLEPUBSUB_EXPIRATION_TTL",
+		"BROKER_GOOGLEPUBSUB_ENABLE_MESSAGE_ORDERING", "BROKER_GOOGLEPUBSUB_RETRY_MIN_BACKOFF",
+		"BROKER_GOOGLEPUBSUB_RETRY_MAX_BACKOFF", "BROKER_GOOGLEPUBSUB_DEAD_LETTER_TOPIC",
+		"BROKER_GOOGLEPUBSUB_DEAD_LETTER_MAX_ATTEMPTS", "BROKER_GOOGLEPUBSUB_TOPIC_RETENTION_DURATION",
+		"BROKER_GOOGLEPUBSUB_MAX_OUTSTANDING_MESSAGES", "BROKER_GOOGLEPUBSUB_MAX_OUTSTANDING_BYTES",
+		"BROKER_GOOGLEPUBSUB_NUM_GOROUTINES", "BROKER_GOOGLEPUBSUB_CREATE_TOPIC_IF_MISSING",
+		"BROKER_GOOGLEPUBSUB_CREATE_SUBSCRIPTION_IF_MISSING"}
+	adapter := []string{"HYPERFLEET_BROKER_TOPIC", "BROKER_TOPIC", "HYPERFLEET_BROKER_SUBSCRIPTION_ID",
+		"BROKER_SUBSCRIPTION_ID", "BROKER_STATUS_TOPIC"}
+	read := brokerconfig.EnvironmentVariables()
+	for _, name := range append(library, adapter...) {
+		if !slices.Contains(read, name) {
+			t.Errorf("%s is not read", name)
+		}
+	}
+	if len(read) != len(library)+len(adapter) {
+		t.Errorf("reads %d variables, want %d: %v", len(read), len(library)+len(adapter), read)
 	}
 }
