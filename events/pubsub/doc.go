@@ -8,13 +8,32 @@
 // # Why not the CloudEvents SDK receiver
 //
 // The Source uses the Pub/Sub client's Receive directly and bridges each
-// callback to Receive()/Settler. The CloudEvents SDK's Pub/Sub receiver
-// recognises only binary mode (ce-* attributes) and structured mode (a
-// Content-Type attribute); Sentinel's messages, published through the
-// HyperFleet library, are neither (the whole event JSON in the body, only a
-// _watermill_message_uuid attribute), so the SDK reports "unknown Message
-// encoding" and nacks them: a redelivery loop. Here body and attributes go
-// to events.Decoder unchanged, and it accepts all three forms.
+// callback to Receive()/Settler. The CloudEvents SDK's Pub/Sub protocol
+// (github.com/cloudevents/sdk-go/protocol/pubsub/v2) would hide what this
+// package needs:
+//
+//   - the wire form: its message recognises only binary mode (ce-*
+//     attributes) and structured mode (a Content-Type attribute); Sentinel's
+//     messages, published through the HyperFleet library, are neither (the
+//     whole event JSON in the body, only a _watermill_message_uuid
+//     attribute), so it reports "unknown Message encoding" and nacks them:
+//     a redelivery loop. Here body and attributes go to events.Decoder
+//     unchanged, and it accepts all three forms;
+//   - settling: its Finish only acks or nacks, fire and forget; here Ack
+//     and Requeue wait for the service's result, and DeadLetter publishes
+//     the message with its reason before acknowledging it;
+//   - the subscription: it creates one without a dead-letter policy, retry
+//     policy or expiration; here it is created as the library creates it;
+//   - shutdown and attempts: its receive callback returns once the message
+//     is queued, drops one it could not queue when its context ends without
+//     nacking it, and its Close does nothing; here Close nacks unsettled
+//     messages after a grace period, and Attempt follows DeliveryAttempt,
+//     which its message does not expose.
+//
+// The tests use that protocol as the reference for the other side: events
+// a CloudEvents SDK publisher writes in binary and structured mode are
+// received, and the status events the Publisher writes read as structured
+// mode through it.
 //
 // # Settling
 //
