@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,27 +107,13 @@ func (c SourceConfig) withDefaults() SourceConfig {
 	if c.DeadLetterTopic == "" && c.SubscriptionID != "" {
 		c.DeadLetterTopic = c.SubscriptionID + "-dlq"
 	}
-	if c.MaxDeliveryAttempts == 0 {
-		c.MaxDeliveryAttempts = DefaultMaxDeliveryAttempts
-	}
-	if c.MaxOutstandingMessages == 0 {
-		c.MaxOutstandingMessages = 1
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = DefaultShutdownGrace
-	}
-	if c.DeadLetterRetryDelay == 0 {
-		c.DeadLetterRetryDelay = DefaultDeadLetterRetryDelay
-	}
-	if c.ReceiveRetryInitial == 0 {
-		c.ReceiveRetryInitial = DefaultReceiveRetryInitial
-	}
-	if c.ReceiveRetryMax == 0 {
-		c.ReceiveRetryMax = DefaultReceiveRetryMax
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.MaxDeliveryAttempts = cmp.Or(c.MaxDeliveryAttempts, DefaultMaxDeliveryAttempts)
+	c.MaxOutstandingMessages = cmp.Or(c.MaxOutstandingMessages, 1)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
+	c.DeadLetterRetryDelay = cmp.Or(c.DeadLetterRetryDelay, DefaultDeadLetterRetryDelay)
+	c.ReceiveRetryInitial = cmp.Or(c.ReceiveRetryInitial, DefaultReceiveRetryInitial)
+	c.ReceiveRetryMax = cmp.Or(c.ReceiveRetryMax, DefaultReceiveRetryMax)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

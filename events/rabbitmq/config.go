@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,33 +97,15 @@ func SourceConfigFrom(c brokerconfig.Config, concurrency int) SourceConfig {
 }
 
 func (c SourceConfig) withDefaults() SourceConfig {
-	if c.ExchangeType == "" {
-		c.ExchangeType = brokerconfig.DefaultExchangeType
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = 1
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = DefaultShutdownGrace
-	}
-	if c.DeadLetterRetryDelay == 0 {
-		c.DeadLetterRetryDelay = DefaultDeadLetterRetryDelay
-	}
-	if c.ReconnectInitial == 0 {
-		c.ReconnectInitial = DefaultReconnectInitial
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.ExchangeType = cmp.Or(c.ExchangeType, brokerconfig.DefaultExchangeType)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.Heartbeat = cmp.Or(c.Heartbeat, DefaultHeartbeat)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.Prefetch = cmp.Or(c.Prefetch, 1)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
+	c.DeadLetterRetryDelay = cmp.Or(c.DeadLetterRetryDelay, DefaultDeadLetterRetryDelay)
+	c.ReconnectInitial = cmp.Or(c.ReconnectInitial, DefaultReconnectInitial)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, DefaultReconnectMax)
 	return c
 }
 
@@ -132,9 +115,7 @@ func (c SourceConfig) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("rabbitmq source: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if err := validateURL(c.URL); err != nil {
-		bad("URL", "%v", err)
-	}
+	checkConnection(bad, c.URL, c.ExchangeType, c.DialTimeout, c.Heartbeat)
 	if c.Exchange == "" {
 		bad("Exchange", "required")
 	}
@@ -143,25 +124,14 @@ func (c SourceConfig) Validate() error {
 	} else if len(c.DeadLetterQueue()) > 255 {
 		bad("Queue", "%q is too long to derive the dead-letter queue name (255 bytes at most)", c.Queue)
 	}
-	if err := validateExchangeType(c.ExchangeType); err != nil {
-		bad("ExchangeType", "%v", err)
-	}
 	if c.Prefetch < 0 || c.Prefetch > 65535 {
 		bad("Prefetch", "%d must be between 0 and 65535", c.Prefetch)
 	}
 	if c.PrefetchSize < 0 {
 		bad("PrefetchSize", "%d must not be negative", c.PrefetchSize)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"ShutdownGrace", c.ShutdownGrace}, {"DeadLetterRetryDelay", c.DeadLetterRetryDelay},
-		{"ReconnectInitial", c.ReconnectInitial}, {"ReconnectMax", c.ReconnectMax},
-		{"DialTimeout", c.DialTimeout}, {"Heartbeat", c.Heartbeat}} {
-		if d.v < 0 {
-			bad(d.name, "%s must not be negative", d.v)
-		}
-	}
+	notNegative(bad, namedDuration{"ShutdownGrace", c.ShutdownGrace}, namedDuration{"DeadLetterRetryDelay", c.DeadLetterRetryDelay},
+		namedDuration{"ReconnectInitial", c.ReconnectInitial}, namedDuration{"ReconnectMax", c.ReconnectMax})
 	if c.ReconnectInitial > 0 && c.ReconnectMax > 0 && c.ReconnectInitial > c.ReconnectMax {
 		bad("ReconnectInitial", "%s exceeds ReconnectMax %s", c.ReconnectInitial, c.ReconnectMax)
 	}
@@ -202,18 +172,10 @@ func PublisherConfigFrom(c brokerconfig.Config) PublisherConfig {
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
-	if c.ExchangeType == "" {
-		c.ExchangeType = brokerconfig.DefaultExchangeType
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.ExchangeType = cmp.Or(c.ExchangeType, brokerconfig.DefaultExchangeType)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.Heartbeat = cmp.Or(c.Heartbeat, DefaultHeartbeat)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 
@@ -223,19 +185,37 @@ func (c PublisherConfig) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("rabbitmq publisher: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if err := validateURL(c.URL); err != nil {
-		bad("URL", "%v", err)
-	}
+	checkConnection(bad, c.URL, c.ExchangeType, c.DialTimeout, c.Heartbeat)
 	if c.Exchange == "" {
 		bad("Exchange", "required (the status topic)")
 	}
-	if err := validateExchangeType(c.ExchangeType); err != nil {
+	return errors.Join(errs...)
+}
+
+// checkConnection checks the settings SourceConfig and PublisherConfig
+// share: both dial the broker and declare an exchange with them.
+func checkConnection(bad func(field, format string, args ...any), url, exchangeType string, dialTimeout, heartbeat time.Duration) {
+	if err := validateURL(url); err != nil {
+		bad("URL", "%v", err)
+	}
+	if err := validateExchangeType(exchangeType); err != nil {
 		bad("ExchangeType", "%v", err)
 	}
-	if c.DialTimeout < 0 || c.Heartbeat < 0 {
-		bad("DialTimeout/Heartbeat", "must not be negative")
+	notNegative(bad, namedDuration{"DialTimeout", dialTimeout}, namedDuration{"Heartbeat", heartbeat})
+}
+
+type namedDuration struct {
+	field string
+	d     time.Duration
+}
+
+// notNegative reports each duration that is negative.
+func notNegative(bad func(field, format string, args ...any), durations ...namedDuration) {
+	for _, n := range durations {
+		if n.d < 0 {
+			bad(n.field, "%s must not be negative", n.d)
+		}
 	}
-	return errors.Join(errs...)
 }
 
 func validateURL(raw string) error {
