@@ -1,0 +1,327 @@
+// SourceDelivery's Apply: the guarded create-or-patch loop (generation
+// guard, stale-patch re-read, recreate when Maestro refuses to change the
+// manifest set in place), its reads and writes, and the checks a work must
+// pass before it is sent.
+
+package maestro
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
+	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
+)
+
+// Apply implements Delivery.
+//
+// A desired work without the AnnotationGeneration annotation is applied
+// without the generation guard (last writer wins); handlers always set it.
+//
+// The work is read, then created or merge-patched. The patch carries the
+// Maestro version (metadata.generation) that was read, so Maestro refuses
+// it if another writer got there first; Apply then reads again and decides
+// again, up to ConflictRetries times. When Maestro refuses to change the
+// manifest set in place (servers built before Maestro commit 36077c4 of
+// 2026-02-11, the one go.mod pins among them), the work is deleted, Apply
+// waits for the agent to confirm, and creates it anew. Before the delete,
+// the resources the new set keeps are orphaned (see orphanKept), so that
+// the target's objects (the landing-zone Namespace and all in it) survive
+// and the recreated work adopts them.
+//
+// The returned work's generation is the Maestro version the write produced;
+// its status is what was last known, so judge it by ObservedGeneration.
+func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	desired, err := d.desired(work)
+	if err != nil {
+		return nil, err
+	}
+	ns, name := desired.Namespace, desired.Name
+	want, guarded, err := desiredGeneration(desired)
+	if err != nil {
+		return nil, err
+	}
+	log := d.log.With("consumer", ns, "work", name, "generation", want)
+
+	attempts := 0
+	recreated := false
+	// again counts one more lost race and waits before the next attempt.
+	again := func(why string, cause error) error {
+		attempts++
+		if attempts > d.opts.ConflictRetries {
+			return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
+				ns, name, why, attempts, cause))
+		}
+		log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
+		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
+			return fmt.Errorf("applying work %s/%s: %w", ns, name, err)
+		}
+		return nil
+	}
+
+	for {
+		stored, err := d.read(ctx, ns, name)
+		if apierrors.IsNotFound(err) {
+			created, err := d.create(ctx, desired)
+			switch {
+			case err == nil:
+				log.DebugContext(ctx, "work created", "maestroGeneration", created.Generation)
+				d.cache.wrote(created)
+				return created, nil
+			case apierrors.IsAlreadyExists(err) || isPublishError(err, msgCreateConflict):
+				// Another applier created it after our read.
+				if err := again("created concurrently", err); err != nil {
+					return nil, err
+				}
+				continue
+			default:
+				return nil, classify(fmt.Errorf("creating work %s/%s: %w", ns, name, err))
+			}
+		}
+		if err != nil {
+			return nil, classify(fmt.Errorf("reading work %s/%s: %w", ns, name, err))
+		}
+
+		if have, ok := ResourceGeneration(stored); guarded && ok && have > want {
+			return stored, fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
+				ns, name, have, want, ErrStaleGeneration)
+		}
+
+		if stored.DeletionTimestamp != nil {
+			d.cache.forget(ns, name)
+			// Maestro refuses to patch a work it is deleting, and Create
+			// says AlreadyExists until the agent confirms: wait it out.
+			log.InfoContext(ctx, "work is being deleted; waiting to recreate it")
+			if err := d.waitGone(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			continue
+		}
+
+		if upToDate(stored, desired) {
+			log.DebugContext(ctx, "work unchanged", "maestroGeneration", stored.Generation)
+			return stored, nil
+		}
+
+		patched, err := d.patch(ctx, stored, desired)
+		if err != nil {
+			// Whatever the refusal, what the cache held is in doubt:
+			// the next attempt reads the work afresh.
+			d.cache.forget(ns, name)
+		}
+		switch {
+		case err == nil:
+			log.DebugContext(ctx, "work patched", "maestroGeneration", patched.Generation)
+			d.cache.wrote(patched)
+			return patched, nil
+		case isVersionConflict(err):
+			if err := again("changed concurrently", err); err != nil {
+				return nil, err
+			}
+		case apierrors.IsNotFound(err) || isUnderDeletion(err):
+			// Deleted, or being deleted, since we read it.
+			if err := again("deleted concurrently", err); err != nil {
+				return nil, err
+			}
+		case isBundleUpdateRefused(err) && manifestSetChanged(stored, desired):
+			if recreated {
+				// Another writer recreated the work with another manifest
+				// set after we did: a lost race like any other, bounded.
+				if err := again("recreated concurrently", err); err != nil {
+					return nil, err
+				}
+			}
+			log.InfoContext(ctx, "Maestro refuses to change the manifest set in place; deleting and recreating the work, orphaning the resources it keeps",
+				"error", err)
+			if err := d.orphanKept(ctx, stored, desired); errors.Is(err, errLostRace) {
+				if err := again("changed while orphaning its resources", err); err != nil {
+					return nil, err
+				}
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			if err := d.Delete(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			if err := d.waitGone(ctx, ns, name); err != nil {
+				return nil, err
+			}
+			recreated = true
+		default:
+			return nil, classify(fmt.Errorf("patching work %s/%s: %w", ns, name, err))
+		}
+	}
+}
+
+// read returns the work as Apply knows it: from the cache while the watch
+// keeps that current, otherwise over REST (which then fills the cache).
+func (d *SourceDelivery) read(ctx context.Context, ns, name string) (*workv1.ManifestWork, error) {
+	if w, ok := d.cache.get(ns, name); ok {
+		return w, nil
+	}
+	w, err := d.get(ctx, ns, name)
+	if err == nil && w.DeletionTimestamp == nil {
+		d.cache.read(w)
+	}
+	return w, err
+}
+
+func (d *SourceDelivery) create(ctx context.Context, desired *workv1.ManifestWork) (created *workv1.ManifestWork, err error) {
+	// The work did not exist when Apply read it: a client that checks
+	// first need not read it again (Maestro refuses a duplicate anyway).
+	ctx = withKnownStored(ctx, desired.Namespace, desired.Name, nil)
+	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
+		created, err = c.Create(ctx, desired.DeepCopy(), metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created.Generation == 0 {
+		// The OCM source client answers Create with the request as sent
+		// (version 0); Maestro stores it as version 1.
+		created.Generation = 1
+		created.ResourceVersion = "1"
+	}
+	return created, nil
+}
+
+func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.ManifestWork) (patched *workv1.ManifestWork, err error) {
+	data, err := mergePatch(stored, desired)
+	if err != nil {
+		return nil, events.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
+	}
+	// The patch is built on stored: a client that reads the work to apply
+	// the patch to may take stored (its version makes Maestro refuse the
+	// patch if the work has changed since).
+	ctx = withKnownStored(ctx, desired.Namespace, desired.Name, stored)
+	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
+		patched, err = c.Patch(ctx, desired.Name, types.MergePatchType, data, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if stored.Generation != 0 && patched.Generation == stored.Generation {
+		// The OCM source client answers Patch with the version the patch
+		// carried; Maestro bumps its version on every accepted update (the
+		// stored payload includes the CloudEvent id, so no two are equal).
+		patched.Generation = stored.Generation + 1
+		patched.ResourceVersion = strconv.FormatInt(patched.Generation, 10)
+	}
+	return patched, nil
+}
+
+// waitGone polls until the work is gone, or was created anew by another
+// writer (the caller then reads it and decides again), up to DeleteWait.
+func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.DeleteWait)
+	defer cancel()
+	for i := 1; ; i++ {
+		w, err := d.get(ctx, ns, name)
+		if apierrors.IsNotFound(err) || (err == nil && w.DeletionTimestamp == nil) {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return classify(fmt.Errorf("waiting for work %s/%s to be deleted: %w", ns, name, err))
+		}
+		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
+			return events.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
+				ns, name, d.opts.DeleteWait, err))
+		}
+	}
+}
+
+// desired validates work and returns the copy to send: server-owned fields
+// cleared, manifests encoded, deleteOption defaulted.
+func (d *SourceDelivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	if work == nil {
+		return nil, events.Permanentf("applying work: nil work")
+	}
+	if work.Name == "" {
+		return nil, events.Permanentf("applying work: metadata.name is empty")
+	}
+	if work.Namespace == "" {
+		return nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+	}
+	out := &workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        work.Name,
+			Namespace:   work.Namespace,
+			Labels:      work.Labels,
+			Annotations: work.Annotations,
+		},
+		Spec: *work.Spec.DeepCopy(),
+	}
+	out.Labels = copyMap(out.Labels)
+	out.Annotations = copyMap(out.Annotations)
+	if len(out.Spec.Workload.Manifests) == 0 {
+		return nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+	}
+	for i := range out.Spec.Workload.Manifests {
+		m := &out.Spec.Workload.Manifests[i]
+		if m.Raw == nil && m.Object != nil {
+			raw, err := json.Marshal(m.Object)
+			if err != nil {
+				return nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
+			}
+			m.Raw, m.Object = raw, nil
+		}
+		if err := CheckManifest(m.Raw); err != nil {
+			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
+		}
+	}
+	if out.Spec.DeleteOption == nil {
+		out.Spec.DeleteOption = &workv1.DeleteOption{PropagationPolicy: d.opts.DeletePropagation}
+	}
+	return out, nil
+}
+
+// CheckManifest reports what makes raw unfit as a manifest of a
+// ManifestWork: not a Kubernetes object, no apiVersion, kind or name, or a
+// generateName (Maestro cannot track an object whose name it does not know).
+func CheckManifest(raw []byte) error {
+	if raw == nil {
+		return errors.New("empty")
+	}
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	switch {
+	case u.GetAPIVersion() == "":
+		return errors.New("apiVersion is empty")
+	case u.GetKind() == "":
+		return errors.New("kind is empty")
+	case u.GetName() == "":
+		return fmt.Errorf("%s has no metadata.name", u.GetKind())
+	case u.GetGenerateName() != "":
+		return fmt.Errorf("%s %s: metadata.generateName is not allowed in a ManifestWork", u.GetKind(), u.GetName())
+	}
+	return nil
+}
+
+// desiredGeneration reads AnnotationGeneration of the work being applied.
+func desiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
+	v, ok := w.Annotations[AnnotationGeneration]
+	if !ok {
+		return 0, false, nil
+	}
+	gen, err = strconv.ParseInt(v, 10, 64)
+	if err != nil || gen < 0 {
+		return 0, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
+			w.Namespace, w.Name, AnnotationGeneration, v)
+	}
+	return gen, true, nil
+}

@@ -1,0 +1,120 @@
+// How Apply compares a stored work with the desired one and builds the
+// merge patch between them: owned versus foreign labels and annotations,
+// manifests compared decoded, and the manifest identities Maestro holds
+// immutable.
+
+package maestro
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	workv1 "open-cluster-management.io/api/work/v1"
+)
+
+// upToDate reports whether stored already carries desired's labels,
+// annotations and spec. Manifests are compared decoded: Maestro stores them
+// as JSON objects and hands back its own encoding.
+func upToDate(stored, desired *workv1.ManifestWork) bool {
+	if !ownedEqual(desired.Labels, stored.Labels) || !ownedEqual(desired.Annotations, stored.Annotations) {
+		return false
+	}
+	a, errA := decoded(stored.Spec)
+	b, errB := decoded(desired.Spec)
+	return errA == nil && errB == nil && reflect.DeepEqual(a, b)
+}
+
+func decoded(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(raw, &out)
+	return out, err
+}
+
+// ownedEqual compares the keys Apply owns: all of desired's, and any of
+// stored's that the SDK or Maestro did not add.
+func ownedEqual(desired, stored map[string]string) bool {
+	for k, v := range desired {
+		if sv, ok := stored[k]; !ok || sv != v {
+			return false
+		}
+	}
+	for k := range stored {
+		if _, ok := desired[k]; !ok && !strings.Contains(k, foreignKeyMarker) {
+			return false
+		}
+	}
+	return true
+}
+
+// withForeign returns desired plus stored's foreign keys, so that a merge
+// patch keeps them, except the resource version annotation.
+func withForeign(desired, stored map[string]string) map[string]string {
+	out := copyMap(desired)
+	for k, v := range stored {
+		if _, ok := desired[k]; ok || !strings.Contains(k, foreignKeyMarker) || k == annotationCloudEventsResourceVersion {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// mergePatch builds the JSON merge patch taking stored to desired, the way
+// Maestro's grpcsource.ToWorkPatch does: it sets metadata.generation (and
+// the deprecated resourceVersion) to the stored values, which is what makes
+// the OCM source client publish it with that version (getWorkResourceVersion
+// falls back to metadata.generation), so Maestro refuses it if the work has
+// changed since. Without them the client would carry whatever version it
+// reads itself just before publishing: last writer wins.
+func mergePatch(stored, desired *workv1.ManifestWork) ([]byte, error) {
+	oldData, err := json.Marshal(&workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{Labels: stored.Labels, Annotations: stored.Annotations},
+		Spec:       stored.Spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	newData, err := json.Marshal(&workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{
+			UID:             stored.UID,
+			ResourceVersion: stored.ResourceVersion,
+			Generation:      stored.Generation,
+			Labels:          withForeign(desired.Labels, stored.Labels),
+			Annotations:     withForeign(desired.Annotations, stored.Annotations),
+		},
+		Spec: desired.Spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jsonpatch.CreateMergePatch(oldData, newData)
+}
+
+// manifestIdentity is what Maestro's ValidateManifestBundleUpdate holds
+// immutable per manifest position.
+type manifestIdentity struct{ apiVersion, kind, namespace, name string }
+
+func identities(w *workv1.ManifestWork) []manifestIdentity {
+	out := make([]manifestIdentity, 0, len(w.Spec.Workload.Manifests))
+	for _, m := range w.Spec.Workload.Manifests {
+		var u unstructured.Unstructured
+		_ = u.UnmarshalJSON(m.Raw) // validated by desired; a broken stored one compares unequal
+		out = append(out, manifestIdentity{u.GetAPIVersion(), u.GetKind(), u.GetNamespace(), u.GetName()})
+	}
+	return out
+}
+
+func manifestSetChanged(stored, desired *workv1.ManifestWork) bool {
+	return !reflect.DeepEqual(identities(stored), identities(desired))
+}
