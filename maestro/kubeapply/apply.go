@@ -1,3 +1,7 @@
+// Apply: the work's record written first (guarded by its resourceVersion
+// and the work's generation), then each manifest applied and the dropped
+// objects deleted; the checks a work must pass first; error classes.
+
 package kubeapply
 
 import (
@@ -11,13 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/util/csaupgrade"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
@@ -28,17 +26,6 @@ import (
 // errLostRace is a write refused because another writer changed what was
 // read: read again and decide again.
 var errLostRace = errors.New("changed concurrently")
-
-// manifest is one manifest of a work, ready to apply.
-type manifest struct {
-	ref objectRef
-	obj *unstructured.Unstructured
-	// manager and force are the server-side apply field manager and force
-	// flag: the work's ServerSideApply update strategy for the manifest, if
-	// it has one, else Options.FieldManager, forced.
-	manager string
-	force   bool
-}
 
 // Apply implements maestro.Delivery; see the package documentation.
 func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
@@ -234,234 +221,6 @@ func (d *Delivery) waitGone(ctx context.Context, recName string) error {
 	}
 }
 
-func (d *Delivery) resource(ref objectRef) dynamic.ResourceInterface {
-	r := d.dyn.Resource(ref.gvr())
-	if ref.Namespace != "" {
-		return r.Namespace(ref.Namespace)
-	}
-	return r
-}
-
-// applyObject writes one manifest, guarded by the object's generation and
-// resourceVersion (see the package documentation).
-func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen int64, guarded bool) error {
-	obj := m.obj.DeepCopy()
-	labels := obj.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[LabelDeliveredBy] = d.opts.FieldManager
-	obj.SetLabels(labels)
-	ann := obj.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[AnnotationWork] = work
-	if guarded {
-		ann[maestro.AnnotationGeneration] = strconv.FormatInt(gen, 10)
-	}
-	obj.SetAnnotations(ann)
-	obj.SetResourceVersion("")
-	ri := d.resource(m.ref)
-
-	live, err := ri.Get(ctx, m.ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		created, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: m.manager})
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("%w: %w", errLostRace, err)
-		}
-		if err != nil {
-			return classify(err)
-		}
-		// Create records its fields under an Update entry of the field
-		// manager, which a later apply does not release: hand them to the
-		// Apply entry (the patch tests the resourceVersion).
-		patch, err := csaupgrade.UpgradeManagedFieldsPatch(created, sets.New(m.manager), m.manager)
-		if err == nil && patch != nil {
-			_, err = ri.Patch(ctx, m.ref.Name, types.JSONPatchType, patch, metav1.PatchOptions{})
-		}
-		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsInvalid(err) {
-			return classify(fmt.Errorf("taking over the fields of the created object: %w", err))
-		}
-		return nil
-	}
-	if err != nil {
-		return classify(err)
-	}
-	if live.GetDeletionTimestamp() != nil {
-		return events.Transient(fmt.Errorf("%s is being deleted; it is applied again once it is gone", m.ref))
-	}
-	if have, ok := objectGeneration(live); guarded && ok && have > gen && live.GetAnnotations()[AnnotationWork] == work {
-		return fmt.Errorf("%s is at generation %d, not applying generation %d: %w", m.ref, have, gen, maestro.ErrStaleGeneration)
-	}
-	obj.SetResourceVersion(live.GetResourceVersion())
-	_, err = ri.Apply(ctx, m.ref.Name, obj, metav1.ApplyOptions{FieldManager: m.manager, Force: m.force})
-	if fieldConflict(err) {
-		return events.Permanent(fmt.Errorf("server-side apply as %s (not forced) conflicts with other field managers: %w", m.manager, err))
-	}
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return fmt.Errorf("%w: %w", errLostRace, err)
-	}
-	if err != nil {
-		return classify(err)
-	}
-	return nil
-}
-
-// prune deletes the objects dropped from a work, except those its delete
-// option orphans, those another work has taken over, and those a newer
-// generation of the work wrote again. Each delete carries the
-// resourceVersion it checked as precondition.
-func (d *Delivery) prune(ctx context.Context, refs []objectRef, work string, gen int64, guarded bool, opt *workv1.DeleteOption) error {
-	for _, ref := range refs {
-		if orphaned(opt, ref) {
-			continue
-		}
-		ri := d.resource(ref)
-		live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return classify(err)
-		}
-		if live.GetAnnotations()[AnnotationWork] != work || live.GetDeletionTimestamp() != nil {
-			continue
-		}
-		if have, ok := objectGeneration(live); guarded && ok && have > gen {
-			continue
-		}
-		if err := d.deleteObject(ctx, ri, live, true); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deleteObject deletes live, on condition that it is still that object
-// (its UID) and, when checkVersion, unchanged since it was read.
-func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterface, live *unstructured.Unstructured, checkVersion bool) error {
-	uid, rv := live.GetUID(), live.GetResourceVersion()
-	pre := &metav1.Preconditions{UID: &uid}
-	if checkVersion {
-		pre.ResourceVersion = &rv
-	}
-	propagation := d.opts.DeletePropagation
-	if propagation == metav1.DeletePropagationOrphan {
-		// A work that says Foreground itself, under an adapter that orphans
-		// by default: its objects go, their dependents are collected.
-		propagation = metav1.DeletePropagationBackground
-	}
-	err := ri.Delete(ctx, live.GetName(), metav1.DeleteOptions{
-		Preconditions:     pre,
-		PropagationPolicy: &propagation,
-	})
-	switch {
-	case err == nil, apierrors.IsNotFound(err):
-		return nil
-	case apierrors.IsConflict(err):
-		return events.Transient(fmt.Errorf("deleting %s %s: %w: %w", live.GetKind(), live.GetName(), errLostRace, err))
-	}
-	return classify(fmt.Errorf("deleting %s %s: %w", live.GetKind(), live.GetName(), err))
-}
-
-// orphaned reports whether the work's delete option keeps ref.
-func orphaned(opt *workv1.DeleteOption, ref objectRef) bool {
-	if opt == nil {
-		return false
-	}
-	switch opt.PropagationPolicy {
-	case workv1.DeletePropagationPolicyTypeOrphan:
-		return true
-	case workv1.DeletePropagationPolicyTypeSelectivelyOrphan:
-		if opt.SelectivelyOrphan == nil {
-			return false
-		}
-		for _, r := range opt.SelectivelyOrphan.OrphaningRules {
-			if r.Group == ref.Group && r.Resource == ref.Resource && r.Namespace == ref.Namespace && r.Name == ref.Name {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Delete implements maestro.Delivery: the record is deleted, and stays,
-// marked deleting, until the worker has deleted its objects.
-func (d *Delivery) Delete(ctx context.Context, consumer, name string) error {
-	recName := recordName(consumer, name)
-	secrets := d.cs.CoreV1().Secrets(d.opts.Namespace)
-	s, err := secrets.Get(ctx, recName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return classify(fmt.Errorf("deleting work %s/%s: %w", consumer, name, err))
-	}
-	if s.DeletionTimestamp != nil {
-		return nil
-	}
-	uid := s.UID
-	err = secrets.Delete(ctx, recName, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return classify(fmt.Errorf("deleting work %s/%s: %w", consumer, name, err))
-	}
-	d.queue.Add(recName)
-	return nil
-}
-
-// finalize deletes a deleted work's objects (but those orphaned) and,
-// once the caches show none left, releases the record.
-func (d *Delivery) finalize(ctx context.Context, s *corev1.Secret, rec *record) error {
-	work := workID(rec.Work.Namespace, rec.Work.Name)
-	left := 0
-	for _, ref := range rec.Objects {
-		if orphaned(rec.Work.Spec.DeleteOption, ref) {
-			continue
-		}
-		live := d.cached(ref)
-		if live == nil || live.GetAnnotations()[AnnotationWork] != work {
-			continue
-		}
-		left++
-		if live.GetDeletionTimestamp() != nil {
-			continue
-		}
-		// Read from the cache, which may lag: only the UID is checked. No
-		// newer generation of a deleted work writes its objects (Apply
-		// waits for the record to go).
-		if err := d.deleteObject(ctx, d.resource(ref), live, false); err != nil {
-			return err
-		}
-	}
-	if left > 0 {
-		return nil // the objects' informers bring the work back here
-	}
-	next := s.DeepCopy()
-	var kept []string
-	for _, f := range next.Finalizers {
-		if f != FinalizerObjects {
-			kept = append(kept, f)
-		}
-	}
-	next.Finalizers = kept
-	_, err := d.cs.CoreV1().Secrets(d.opts.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: d.opts.FieldManager})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return classify(fmt.Errorf("releasing the record of deleted work %s: %w", work, err))
-	}
-	return nil
-}
-
-// anyMissing reports whether an object of refs is absent from the caches.
-func (d *Delivery) anyMissing(refs []objectRef) bool {
-	for _, r := range refs {
-		if d.cached(r) == nil {
-			return true
-		}
-	}
-	return false
-}
-
 // desired validates work and returns the copy to keep: server-owned fields
 // cleared, manifests encoded, deleteOption defaulted.
 func (d *Delivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
@@ -505,99 +264,6 @@ func (d *Delivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, err
 	return out, nil
 }
 
-// resolve maps each manifest to the API resource serving its kind. An
-// unknown kind (its CRD not installed) is asked about once more after
-// forgetting what discovery said, then refused Permanent.
-func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
-	out := make([]manifest, 0, len(w.Spec.Workload.Manifests))
-	for i, m := range w.Spec.Workload.Manifests {
-		obj := &unstructured.Unstructured{}
-		if err := obj.UnmarshalJSON(m.Raw); err != nil {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", w.Namespace, w.Name, i, err)
-		}
-		gvk := obj.GroupVersionKind()
-		mapping, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if meta.IsNoMatchError(err) {
-			d.mapper.Reset()
-			mapping, err = d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		}
-		if meta.IsNoMatchError(err) {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: the API server serves no %s (is its CRD installed?)",
-				w.Namespace, w.Name, i, gvk)
-		}
-		if err != nil {
-			return nil, events.Transient(fmt.Errorf("applying work %s/%s: manifest %d: looking up %s: %w", w.Namespace, w.Name, i, gvk, err))
-		}
-		ns := obj.GetNamespace()
-		namespaced := mapping.Scope.Name() == meta.RESTScopeNameNamespace
-		switch {
-		case namespaced && ns == "":
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %s %s is namespaced but has no metadata.namespace",
-				w.Namespace, w.Name, i, gvk.Kind, obj.GetName())
-		case !namespaced && ns != "":
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %s %s is cluster-scoped but has metadata.namespace %q",
-				w.Namespace, w.Name, i, gvk.Kind, obj.GetName(), ns)
-		}
-		ref := objectRef{
-			Group: mapping.Resource.Group, Version: mapping.Resource.Version, Resource: mapping.Resource.Resource,
-			Kind: gvk.Kind, Namespace: ns, Name: obj.GetName(),
-		}
-		for _, prev := range out {
-			if prev.ref.key() == ref.key() {
-				return nil, events.Permanentf("applying work %s/%s: manifest %d: %s appears twice", w.Namespace, w.Name, i, ref)
-			}
-		}
-		m := manifest{ref: ref, obj: obj, manager: d.opts.FieldManager, force: true}
-		if st := updateStrategy(w.Spec.ManifestConfigs, ref); st != nil {
-			switch st.Type {
-			case "", workv1.UpdateStrategyTypeUpdate:
-			case workv1.UpdateStrategyTypeServerSideApply:
-				m.force = false
-				if st.ServerSideApply != nil {
-					m.force = st.ServerSideApply.Force
-					if st.ServerSideApply.FieldManager != "" {
-						m.manager = st.ServerSideApply.FieldManager
-					}
-				}
-			default:
-				// The informers only see objects this delivery labelled, so
-				// it cannot report on objects it must not write.
-				return nil, events.Permanentf("applying work %s/%s: manifest %d (%s): update strategy %s is not supported by the kubernetes delivery",
-					w.Namespace, w.Name, i, ref, st.Type)
-			}
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// updateStrategy is the update strategy the work's manifestConfigs give
-// ref, or nil.
-func updateStrategy(configs []workv1.ManifestConfigOption, ref objectRef) *workv1.UpdateStrategy {
-	for _, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == ref.Group && id.Resource == ref.Resource && id.Namespace == ref.Namespace && id.Name == ref.Name && c.UpdateStrategy != nil {
-			return c.UpdateStrategy
-		}
-	}
-	return nil
-}
-
-// fieldConflict reports a server-side apply refused because other field
-// managers own fields the manifest sets (not forced): retrying cannot help.
-func fieldConflict(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || status.Status().Details == nil {
-		return false
-	}
-	for _, c := range status.Status().Details.Causes {
-		if c.Type == metav1.CauseTypeFieldManagerConflict {
-			return true
-		}
-	}
-	return false
-}
-
 // generationOf reads AnnotationGeneration of the work being applied.
 func generationOf(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 	v, ok := w.Annotations[maestro.AnnotationGeneration]
@@ -610,11 +276,6 @@ func generationOf(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 			w.Namespace, w.Name, maestro.AnnotationGeneration, v)
 	}
 	return gen, true, nil
-}
-
-func objectGeneration(obj *unstructured.Unstructured) (int64, bool) {
-	gen, err := strconv.ParseInt(obj.GetAnnotations()[maestro.AnnotationGeneration], 10, 64)
-	return gen, err == nil
 }
 
 // upToDate reports whether stored carries desired's labels, annotations
