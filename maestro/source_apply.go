@@ -1,20 +1,18 @@
 // SourceDelivery's Apply: the guarded create-or-patch loop (generation
 // guard, stale-patch re-read, recreate when Maestro refuses to change the
-// manifest set in place), its reads and writes, and the checks a work must
-// pass before it is sent.
+// manifest set in place), its reads and writes, and the copy of the work it
+// sends.
 
 package maestro
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -47,7 +45,7 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 		return nil, err
 	}
 	ns, name := desired.Namespace, desired.Name
-	want, guarded, err := desiredGeneration(desired)
+	want, guarded, err := DesiredGeneration(desired)
 	if err != nil {
 		return nil, err
 	}
@@ -243,85 +241,19 @@ func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
 	}
 }
 
-// desired validates work and returns the copy to send: server-owned fields
+// desired checks work and returns the copy to send: server-owned fields
 // cleared, manifests encoded, deleteOption defaulted.
 func (d *SourceDelivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
-	if work == nil {
-		return nil, events.Permanentf("applying work: nil work")
-	}
-	if work.Name == "" {
-		return nil, events.Permanentf("applying work: metadata.name is empty")
-	}
-	if work.Namespace == "" {
-		return nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+	w, err := CheckWork(work)
+	if err != nil {
+		return nil, err
 	}
 	out := &workv1.ManifestWork{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        work.Name,
-			Namespace:   work.Namespace,
-			Labels:      work.Labels,
-			Annotations: work.Annotations,
-		},
-		Spec: *work.Spec.DeepCopy(),
-	}
-	out.Labels = copyMap(out.Labels)
-	out.Annotations = copyMap(out.Annotations)
-	if len(out.Spec.Workload.Manifests) == 0 {
-		return nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
-	}
-	for i := range out.Spec.Workload.Manifests {
-		m := &out.Spec.Workload.Manifests[i]
-		if m.Raw == nil && m.Object != nil {
-			raw, err := json.Marshal(m.Object)
-			if err != nil {
-				return nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
-			}
-			m.Raw, m.Object = raw, nil
-		}
-		if err := CheckManifest(m.Raw); err != nil {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
-		}
+		ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.Labels, Annotations: w.Annotations},
+		Spec:       w.Spec,
 	}
 	if out.Spec.DeleteOption == nil {
 		out.Spec.DeleteOption = &workv1.DeleteOption{PropagationPolicy: d.opts.DeletePropagation}
 	}
 	return out, nil
-}
-
-// CheckManifest reports what makes raw unfit as a manifest of a
-// ManifestWork: not a Kubernetes object, no apiVersion, kind or name, or a
-// generateName (Maestro cannot track an object whose name it does not know).
-func CheckManifest(raw []byte) error {
-	if raw == nil {
-		return errors.New("empty")
-	}
-	var u unstructured.Unstructured
-	if err := u.UnmarshalJSON(raw); err != nil {
-		return fmt.Errorf("not a Kubernetes object: %w", err)
-	}
-	switch {
-	case u.GetAPIVersion() == "":
-		return errors.New("apiVersion is empty")
-	case u.GetKind() == "":
-		return errors.New("kind is empty")
-	case u.GetName() == "":
-		return fmt.Errorf("%s has no metadata.name", u.GetKind())
-	case u.GetGenerateName() != "":
-		return fmt.Errorf("%s %s: metadata.generateName is not allowed in a ManifestWork", u.GetKind(), u.GetName())
-	}
-	return nil
-}
-
-// desiredGeneration reads AnnotationGeneration of the work being applied.
-func desiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
-	v, ok := w.Annotations[AnnotationGeneration]
-	if !ok {
-		return 0, false, nil
-	}
-	gen, err = strconv.ParseInt(v, 10, 64)
-	if err != nil || gen < 0 {
-		return 0, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
-			w.Namespace, w.Name, AnnotationGeneration, v)
-	}
-	return gen, true, nil
 }

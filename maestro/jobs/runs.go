@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -252,37 +251,12 @@ func (d *Delivery) await(ctx context.Context, key workKey, done func(st runState
 // validate checks the work and returns its generation, the document the
 // Job mounts, and whether that must be kept in a Secret.
 func (d *Delivery) validate(work *workv1.ManifestWork) (gen int64, doc []byte, sensitive bool, err error) {
-	switch {
-	case work == nil:
-		return 0, nil, false, events.Permanentf("applying work: nil work")
-	case work.Name == "":
-		return 0, nil, false, events.Permanentf("applying work: metadata.name is empty")
-	case work.Namespace == "":
-		return 0, nil, false, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
-	case len(work.Spec.Workload.Manifests) == 0:
-		return 0, nil, false, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+	w, err := maestro.CheckWork(work)
+	if err != nil {
+		return 0, nil, false, err
 	}
-	if v, ok := work.Annotations[maestro.AnnotationGeneration]; ok {
-		g, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || g < 0 {
-			return 0, nil, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
-				work.Namespace, work.Name, maestro.AnnotationGeneration, v)
-		}
-		gen = g
-	}
-	w := work.DeepCopy()
-	for i := range w.Spec.Workload.Manifests {
-		m := &w.Spec.Workload.Manifests[i]
-		if m.Raw == nil && m.Object != nil {
-			raw, err := json.Marshal(m.Object)
-			if err != nil {
-				return 0, nil, false, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
-			}
-			m.Raw, m.Object = raw, nil
-		}
-		if err := maestro.CheckManifest(m.Raw); err != nil {
-			return 0, nil, false, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
-		}
+	if gen, _, err = maestro.DesiredGeneration(w); err != nil {
+		return 0, nil, false, err
 	}
 	doc, err = d.opts.workDocument(w)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,7 +33,7 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 		return nil, err
 	}
 	consumer, name := desired.Namespace, desired.Name
-	gen, guarded, err := generationOf(desired)
+	gen, guarded, err := maestro.DesiredGeneration(desired)
 	if err != nil {
 		return nil, err
 	}
@@ -221,37 +220,19 @@ func (d *Delivery) waitGone(ctx context.Context, recName string) error {
 	}
 }
 
-// desired validates work and returns the copy to keep: server-owned fields
+// desired checks work and returns the copy to keep: server-owned fields
 // cleared, manifests encoded, deleteOption defaulted.
 func (d *Delivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
-	if work == nil {
-		return nil, events.Permanentf("applying work: nil work")
-	}
-	if work.Name == "" {
-		return nil, events.Permanentf("applying work: metadata.name is empty")
-	}
-	if work.Namespace == "" {
-		return nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+	w, err := maestro.CheckWork(work)
+	if err != nil {
+		return nil, err
 	}
 	out := &workv1.ManifestWork{
-		ObjectMeta: metav1.ObjectMeta{Name: work.Name, Namespace: work.Namespace, Labels: copyMap(work.Labels), Annotations: copyMap(work.Annotations)},
-		Spec:       *work.Spec.DeepCopy(),
-	}
-	if len(out.Spec.Workload.Manifests) == 0 {
-		return nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+		ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.Labels, Annotations: w.Annotations},
+		Spec:       w.Spec,
 	}
 	for i := range out.Spec.Workload.Manifests {
 		m := &out.Spec.Workload.Manifests[i]
-		if m.Raw == nil && m.Object != nil {
-			raw, err := json.Marshal(m.Object)
-			if err != nil {
-				return nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
-			}
-			m.Raw, m.Object = raw, nil
-		}
-		if err := maestro.CheckManifest(m.Raw); err != nil {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
-		}
 		// Keep one encoding, so that an unchanged work compares equal.
 		var v any
 		if err := json.Unmarshal(m.Raw, &v); err == nil {
@@ -262,20 +243,6 @@ func (d *Delivery) desired(work *workv1.ManifestWork) (*workv1.ManifestWork, err
 		out.Spec.DeleteOption = d.opts.workDeleteOption()
 	}
 	return out, nil
-}
-
-// generationOf reads AnnotationGeneration of the work being applied.
-func generationOf(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
-	v, ok := w.Annotations[maestro.AnnotationGeneration]
-	if !ok {
-		return 0, false, nil
-	}
-	gen, err = strconv.ParseInt(v, 10, 64)
-	if err != nil || gen < 0 {
-		return 0, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
-			w.Namespace, w.Name, maestro.AnnotationGeneration, v)
-	}
-	return gen, true, nil
 }
 
 // upToDate reports whether stored carries desired's labels, annotations
