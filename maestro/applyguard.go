@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -87,4 +88,22 @@ func DesiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 			w.Namespace, w.Name, AnnotationGeneration, v)
 	}
 	return gen, true, nil
+}
+
+// SameSpec reports whether two work specs say the same, compared decoded:
+// Maestro and the API server hand manifests back in their own encoding.
+func SameSpec(a, b workv1.ManifestWorkSpec) bool {
+	da, errA := decoded(a)
+	db, errB := decoded(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(da, db)
+}
+
+func decoded(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(raw, &out)
+	return out, err
 }

@@ -291,17 +291,6 @@ func refusedCredentials(err error) bool {
 	return strings.Contains(msg, "code = Unauthenticated") || strings.Contains(msg, "code = PermissionDenied")
 }
 
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // sleep waits d between tries; a wait cut short by ctx is transient.
 func sleep(ctx context.Context, d time.Duration) error {
 	return events.Transient(retry.Sleep(ctx, d))

@@ -7,6 +7,7 @@ package maestro
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
 	"strings"
 
@@ -23,19 +24,7 @@ func upToDate(stored, desired *workv1.ManifestWork) bool {
 	if !ownedEqual(desired.Labels, stored.Labels) || !ownedEqual(desired.Annotations, stored.Annotations) {
 		return false
 	}
-	a, errA := decoded(stored.Spec)
-	b, errB := decoded(desired.Spec)
-	return errA == nil && errB == nil && reflect.DeepEqual(a, b)
-}
-
-func decoded(v any) (any, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out any
-	err = json.Unmarshal(raw, &out)
-	return out, err
+	return SameSpec(stored.Spec, desired.Spec)
 }
 
 // ownedEqual compares the keys Apply owns: all of desired's, and any of
@@ -57,7 +46,7 @@ func ownedEqual(desired, stored map[string]string) bool {
 // withForeign returns desired plus stored's foreign keys, so that a merge
 // patch keeps them, except the resource version annotation.
 func withForeign(desired, stored map[string]string) map[string]string {
-	out := copyMap(desired)
+	out := maps.Clone(desired)
 	for k, v := range stored {
 		if _, ok := desired[k]; ok || !strings.Contains(k, foreignKeyMarker) || k == annotationCloudEventsResourceVersion {
 			continue

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 
@@ -56,7 +57,7 @@ func (d *SourceDelivery) orphanKept(ctx context.Context, stored, desired *workv1
 	if !reflect.DeepEqual(stored.Spec.DeleteOption, want) {
 		orphaning := &workv1.ManifestWork{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-				Labels: copyMap(stored.Labels), Annotations: copyMap(stored.Annotations)},
+				Labels: maps.Clone(stored.Labels), Annotations: maps.Clone(stored.Annotations)},
 			Spec: *stored.Spec.DeepCopy(),
 		}
 		// As in every patch: the version it carries is stored's generation.

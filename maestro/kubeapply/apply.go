@@ -251,19 +251,7 @@ func upToDate(stored, desired *workv1.ManifestWork) bool {
 	if !reflect.DeepEqual(nonNil(stored.Labels), nonNil(desired.Labels)) || !reflect.DeepEqual(nonNil(stored.Annotations), nonNil(desired.Annotations)) {
 		return false
 	}
-	a, errA := decoded(stored.Spec)
-	b, errB := decoded(desired.Spec)
-	return errA == nil && errB == nil && reflect.DeepEqual(a, b)
-}
-
-func decoded(v any) (any, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out any
-	err = json.Unmarshal(raw, &out)
-	return out, err
+	return maestro.SameSpec(stored.Spec, desired.Spec)
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -271,17 +259,6 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // classify marks err Permanent when retrying the same request cannot help
