@@ -116,21 +116,8 @@ func (o SourceOptions) withDefaults() SourceOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.ConflictRetries == 0 {
-		o.ConflictRetries = 5
-	}
-	if o.RetryInitial == 0 {
-		o.RetryInitial = 20 * time.Millisecond
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = time.Second
-	}
-	if o.RetryInitial > o.RetryMax {
-		o.RetryInitial = o.RetryMax
-	}
-	if o.DeleteWait == 0 {
-		o.DeleteWait = time.Minute
-	}
+	o.ConflictRetries, o.RetryInitial, o.RetryMax, o.DeleteWait =
+		ApplyRetryDefaults(o.ConflictRetries, o.RetryInitial, o.RetryMax, o.DeleteWait)
 	if o.DeletePropagation == "" {
 		o.DeletePropagation = workv1.DeletePropagationPolicyTypeForeground
 	}

@@ -51,21 +51,11 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 	}
 	log := d.log.With("consumer", ns, "work", name, "generation", want)
 
-	attempts := 0
 	recreated := false
+	races := &LostRaces{Consumer: ns, Name: name, Limit: d.opts.ConflictRetries,
+		Initial: d.opts.RetryInitial, Max: d.opts.RetryMax, Log: log}
 	// again counts one more lost race and waits before the next attempt.
-	again := func(why string, cause error) error {
-		attempts++
-		if attempts > d.opts.ConflictRetries {
-			return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
-				ns, name, why, attempts, cause))
-		}
-		log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
-		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, attempts)); err != nil {
-			return fmt.Errorf("applying work %s/%s: %w", ns, name, err)
-		}
-		return nil
-	}
+	again := func(why string, cause error) error { return races.Again(ctx, why, cause) }
 
 	for {
 		stored, err := d.read(ctx, ns, name)

@@ -52,15 +52,9 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 	secrets := d.cs.CoreV1().Secrets(d.opts.Namespace)
 	recName := recordName(consumer, name)
 
-	attempts := 0
-	again := func(why string, cause error) error {
-		attempts++
-		if attempts > d.opts.ConflictRetries {
-			return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w", consumer, name, why, attempts, cause))
-		}
-		log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", attempts, "error", cause)
-		return events.Transient(retry.Sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, attempts)))
-	}
+	races := &maestro.LostRaces{Consumer: consumer, Name: name, Limit: d.opts.ConflictRetries,
+		Initial: d.opts.RetryInitial, Max: d.opts.RetryMax, Log: log}
+	again := func(why string, cause error) error { return races.Again(ctx, why, cause) }
 outer:
 	for {
 		s, err := secrets.Get(ctx, recName, metav1.GetOptions{})

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
 // The environment variables that set Options in the adapter; Validate's
@@ -88,21 +90,8 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.ConflictRetries == 0 {
-		o.ConflictRetries = 5
-	}
-	if o.RetryInitial == 0 {
-		o.RetryInitial = 20 * time.Millisecond
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = time.Second
-	}
-	if o.RetryInitial > o.RetryMax {
-		o.RetryInitial = o.RetryMax
-	}
-	if o.DeleteWait == 0 {
-		o.DeleteWait = time.Minute
-	}
+	o.ConflictRetries, o.RetryInitial, o.RetryMax, o.DeleteWait =
+		maestro.ApplyRetryDefaults(o.ConflictRetries, o.RetryInitial, o.RetryMax, o.DeleteWait)
 	if o.SyncTimeout == 0 {
 		o.SyncTimeout = 30 * time.Second
 	}
