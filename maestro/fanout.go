@@ -3,6 +3,8 @@ package maestro
 import (
 	"context"
 	"sync"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
 )
 
 // WorkEventFanout hands every WorkEvent a Delivery emits to each Watch open
@@ -12,14 +14,16 @@ import (
 // meets a closed channel and a blocked send ends when the watch does.
 type WorkEventFanout struct {
 	stop     <-chan struct{}
+	delivery string
 	mu       sync.RWMutex
 	watchers map[*fanoutWatch]struct{}
 }
 
-// NewWorkEventFanout returns a fanout whose sends give up once stop (the
-// delivery's own stop channel) is closed.
-func NewWorkEventFanout(stop <-chan struct{}) *WorkEventFanout {
-	return &WorkEventFanout{stop: stop, watchers: map[*fanoutWatch]struct{}{}}
+// NewWorkEventFanout returns a fanout whose sends give up, and whose Watch
+// refuses, once stop (the delivery's own stop channel) is closed; delivery
+// names the delivery in that refusal.
+func NewWorkEventFanout(stop <-chan struct{}, delivery string) *WorkEventFanout {
+	return &WorkEventFanout{stop: stop, delivery: delivery, watchers: map[*fanoutWatch]struct{}{}}
 }
 
 type fanoutWatch struct {
@@ -30,9 +34,15 @@ type fanoutWatch struct {
 
 func (w *fanoutWatch) end() { w.doneOnce.Do(func() { close(w.done) }) }
 
-// Watch opens a watch: its channel gets every event emitted from now on and
-// is closed when ctx ends, or by Close.
-func (f *WorkEventFanout) Watch(ctx context.Context) <-chan WorkEvent {
+// Watch opens a watch, as a Delivery's Watch: its channel gets every event
+// emitted from now on and is closed when ctx ends, or by Close. Once stop is
+// closed it refuses, Permanent.
+func (f *WorkEventFanout) Watch(ctx context.Context) (<-chan WorkEvent, error) {
+	select {
+	case <-f.stop:
+		return nil, events.Permanentf("%s closed", f.delivery)
+	default:
+	}
 	w := &fanoutWatch{ch: make(chan WorkEvent), done: make(chan struct{})}
 	f.mu.Lock()
 	f.watchers[w] = struct{}{}
@@ -51,7 +61,7 @@ func (f *WorkEventFanout) Watch(ctx context.Context) <-chan WorkEvent {
 			close(w.ch)
 		}
 	}()
-	return w.ch
+	return w.ch, nil
 }
 
 // Emit sends a copy of ev to every open watch, waiting for each to take it

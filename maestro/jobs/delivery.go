@@ -61,7 +61,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -133,7 +132,7 @@ func New(ctx context.Context, cs kubernetes.Interface, opts Options) (*Delivery,
 		changed: make(chan struct{}),
 		emitted: map[workKey]string{},
 	}
-	d.watches = maestro.NewWorkEventFanout(d.stop)
+	d.watches = maestro.NewWorkEventFanout(d.stop, "job delivery")
 	if err := d.checkAccess(ctx); err != nil {
 		return nil, err
 	}
@@ -142,7 +141,7 @@ func New(ctx context.Context, cs kubernetes.Interface, opts Options) (*Delivery,
 	d.factory = informers.NewSharedInformerFactoryWithOptions(cs, 0,
 		informers.WithNamespace(opts.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }),
-		informers.WithTransform(stripManagedFields),
+		informers.WithTransform(maestro.StripManagedFields),
 	)
 	d.jobs = d.factory.Batch().V1().Jobs().Informer()
 	d.pods = d.factory.Core().V1().Pods().Informer()
@@ -270,13 +269,6 @@ func (d *Delivery) Ready(context.Context) error {
 	return nil
 }
 
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 // call runs one Kubernetes API call and tells the observer.
 func (d *Delivery) call(verb, resource string, f func() error) error {
 	start := time.Now()
@@ -301,12 +293,7 @@ func classify(err error) error {
 
 // Watch implements maestro.Delivery.
 func (d *Delivery) Watch(ctx context.Context) (<-chan maestro.WorkEvent, error) {
-	select {
-	case <-d.stop:
-		return nil, events.Permanentf("job delivery closed")
-	default:
-	}
-	return d.watches.Watch(ctx), nil
+	return d.watches.Watch(ctx)
 }
 
 func (d *Delivery) emit(ev maestro.WorkEvent) { d.watches.Emit(ev) }

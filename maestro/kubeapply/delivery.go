@@ -151,14 +151,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Delivery, error)
 		owners:  map[objectKey]map[string]struct{}{},
 		owned:   map[string][]objectKey{},
 	}
-	d.watches = maestro.NewWorkEventFanout(d.stop)
+	d.watches = maestro.NewWorkEventFanout(d.stop, "kubernetes delivery")
 	if err := d.checkAccess(ctx); err != nil {
 		return nil, err
 	}
 	selector := labels.SelectorFromSet(labels.Set{LabelDeliveredBy: opts.FieldManager}).String()
 	tweak := func(o *metav1.ListOptions) { o.LabelSelector = selector }
 	d.recordFactory = informers.NewSharedInformerFactoryWithOptions(cs, 0,
-		informers.WithNamespace(opts.Namespace), informers.WithTweakListOptions(tweak), informers.WithTransform(stripManagedFields))
+		informers.WithNamespace(opts.Namespace), informers.WithTweakListOptions(tweak), informers.WithTransform(maestro.StripManagedFields))
 	d.records = d.recordFactory.Core().V1().Secrets().Informer()
 	d.objFactory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, metav1.NamespaceAll, tweak)
 	reg, err := d.records.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -233,13 +233,6 @@ func (d *Delivery) Ready(context.Context) error {
 	return nil
 }
 
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 func (d *Delivery) onRecord(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		d.queue.Add(strings.TrimPrefix(t.Key, d.opts.Namespace+"/"))
@@ -282,7 +275,7 @@ func (d *Delivery) informer(gvr schema.GroupVersionResource) cache.InformerSynce
 		return synced
 	}
 	inf := d.objFactory.ForResource(gvr).Informer()
-	_ = inf.SetTransform(stripManagedFields)
+	_ = inf.SetTransform(maestro.StripManagedFields)
 	h := d.onObject(gvr)
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: h, UpdateFunc: func(_, obj any) { h(obj) }, DeleteFunc: h,
@@ -472,12 +465,7 @@ func fingerprint(w *workv1.ManifestWork) string {
 // computed status changes (every work of this field manager, from when the
 // watch opens), Deleted when its record is gone.
 func (d *Delivery) Watch(ctx context.Context) (<-chan maestro.WorkEvent, error) {
-	select {
-	case <-d.stop:
-		return nil, events.Permanentf("kubernetes delivery closed")
-	default:
-	}
-	return d.watches.Watch(ctx), nil
+	return d.watches.Watch(ctx)
 }
 
 func (d *Delivery) emit(ev maestro.WorkEvent) { d.watches.Emit(ev) }
