@@ -28,6 +28,18 @@ func StatusSettled(w *workv1.ManifestWork) bool {
 	return applied && available
 }
 
+// Condition reasons on a work as the OCM work agent writes them; the
+// deliveries that play the agent themselves (embedded, kubeapply) write the
+// same.
+const (
+	ReasonAppliedComplete = "AppliedManifestWorkComplete"
+	ReasonAppliedFailed   = "AppliedManifestWorkFailed"
+	ReasonAvailable       = "ResourcesAvailable"
+	ReasonNotAvailable    = "ResourcesNotAvailable"
+	ReasonDegraded        = "ApplyFailed"
+	ReasonNotDegraded     = "NoFailures"
+)
+
 // ReasonStaleGeneration is the reason a delivery that learns only after the
 // fact that a newer generation of the work was already applied (a
 // maestro-cli run, which exits with this reason) puts on the work's

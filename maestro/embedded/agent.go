@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
@@ -148,16 +149,6 @@ func (a *Agent) process(k workKey) {
 	}
 }
 
-// Condition reasons, as the OCM work agent writes them.
-const (
-	reasonAppliedComplete = "AppliedManifestWorkComplete"
-	reasonAppliedFailed   = "AppliedManifestWorkFailed"
-	reasonAvailable       = "ResourcesAvailable"
-	reasonNotAvailable    = "ResourcesNotAvailable"
-	reasonDegraded        = "ApplyFailed"
-	reasonNotDegraded     = "NoFailures"
-)
-
 // statusFor is the status an agent reports for w at its generation.
 func statusFor(w *workv1.ManifestWork, failure error, now metav1.Time) workv1.ManifestWorkStatus {
 	gen := w.Generation
@@ -168,21 +159,21 @@ func statusFor(w *workv1.ManifestWork, failure error, now metav1.Time) workv1.Ma
 		})
 	}
 	if failure == nil {
-		set(workv1.WorkApplied, metav1.ConditionTrue, reasonAppliedComplete, "Apply manifest work complete")
-		set(workv1.WorkAvailable, metav1.ConditionTrue, reasonAvailable, "All resources are available")
+		set(workv1.WorkApplied, metav1.ConditionTrue, maestro.ReasonAppliedComplete, "Apply manifest work complete")
+		set(workv1.WorkAvailable, metav1.ConditionTrue, maestro.ReasonAvailable, "All resources are available")
 		set(workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonCompleted, "All resources are applied")
-		set(workv1.WorkDegraded, metav1.ConditionFalse, reasonNotDegraded, "")
+		set(workv1.WorkDegraded, metav1.ConditionFalse, maestro.ReasonNotDegraded, "")
 	} else {
 		msg := failure.Error()
-		set(workv1.WorkApplied, metav1.ConditionFalse, reasonAppliedFailed, msg)
+		set(workv1.WorkApplied, metav1.ConditionFalse, maestro.ReasonAppliedFailed, msg)
 		// Resources applied by an earlier generation are still there.
 		if !apimeta.IsStatusConditionTrue(w.Status.Conditions, workv1.WorkAvailable) {
-			set(workv1.WorkAvailable, metav1.ConditionFalse, reasonNotAvailable, "Resources are not available")
+			set(workv1.WorkAvailable, metav1.ConditionFalse, maestro.ReasonNotAvailable, "Resources are not available")
 		} else {
-			set(workv1.WorkAvailable, metav1.ConditionTrue, reasonAvailable, "All resources are available")
+			set(workv1.WorkAvailable, metav1.ConditionTrue, maestro.ReasonAvailable, "All resources are available")
 		}
 		set(workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonFailed, msg)
-		set(workv1.WorkDegraded, metav1.ConditionTrue, reasonDegraded, msg)
+		set(workv1.WorkDegraded, metav1.ConditionTrue, maestro.ReasonDegraded, msg)
 	}
 
 	prev := map[int32]workv1.ManifestCondition{}

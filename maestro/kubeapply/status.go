@@ -10,19 +10,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
-// Condition reasons, as the OCM work agent writes them.
-const (
-	reasonAppliedComplete = "AppliedManifestWorkComplete"
-	reasonAppliedFailed   = "AppliedManifestWorkFailed"
-	reasonAvailable       = "ResourcesAvailable"
-	reasonNotAvailable    = "ResourcesNotAvailable"
-	reasonDegraded        = "ApplyFailed"
-	reasonNotDegraded     = "NoFailures"
-	reasonApplying        = "Applying"
-)
+// reasonApplying is the Progressing reason while the version is not yet
+// applied in full.
+const reasonApplying = "Applying"
 
 // withStatus is the work s holds with its status computed from the
 // caches, keeping the transition times of the status last reported.
@@ -93,13 +87,13 @@ func (d *Delivery) withStatus(s *corev1.Secret, rec *record) *workv1.ManifestWor
 
 	switch {
 	case failed:
-		set(&conds, workv1.WorkApplied, metav1.ConditionFalse, reasonAppliedFailed, rec.Failure.Message)
+		set(&conds, workv1.WorkApplied, metav1.ConditionFalse, maestro.ReasonAppliedFailed, rec.Failure.Message)
 		set(&conds, workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonFailed, rec.Failure.Message)
-		set(&conds, workv1.WorkDegraded, metav1.ConditionTrue, reasonDegraded, rec.Failure.Message)
+		set(&conds, workv1.WorkDegraded, metav1.ConditionTrue, maestro.ReasonDegraded, rec.Failure.Message)
 	case applied:
-		set(&conds, workv1.WorkApplied, metav1.ConditionTrue, reasonAppliedComplete, "Apply manifest work complete")
+		set(&conds, workv1.WorkApplied, metav1.ConditionTrue, maestro.ReasonAppliedComplete, "Apply manifest work complete")
 		set(&conds, workv1.WorkProgressing, metav1.ConditionFalse, workv1.WorkProgressingReasonCompleted, "All resources are applied")
-		set(&conds, workv1.WorkDegraded, metav1.ConditionFalse, reasonNotDegraded, "")
+		set(&conds, workv1.WorkDegraded, metav1.ConditionFalse, maestro.ReasonNotDegraded, "")
 	default:
 		set(&conds, workv1.WorkProgressing, metav1.ConditionTrue, reasonApplying, "Applying the manifests")
 	}
@@ -108,9 +102,9 @@ func (d *Delivery) withStatus(s *corev1.Secret, rec *record) *workv1.ManifestWor
 	switch {
 	case !applied && !failed:
 	case allAvailable:
-		set(&conds, workv1.WorkAvailable, metav1.ConditionTrue, reasonAvailable, "All resources are available")
+		set(&conds, workv1.WorkAvailable, metav1.ConditionTrue, maestro.ReasonAvailable, "All resources are available")
 	default:
-		set(&conds, workv1.WorkAvailable, metav1.ConditionFalse, reasonNotAvailable, notAvailable)
+		set(&conds, workv1.WorkAvailable, metav1.ConditionFalse, maestro.ReasonNotAvailable, notAvailable)
 	}
 	w.Status.Conditions = conds
 	return w
