@@ -422,7 +422,16 @@ type concurrencyProbe struct {
 	perKey     map[string]int
 	perKeyPeak int
 	gate       chan struct{}
+	// With rendezvous > 1, an Apply waits (up to rendezvousWait) until
+	// that many have been running at once, so that parallelism the
+	// pipeline allows is seen even when a loaded machine would finish each
+	// Apply before the next one starts; a pipeline that serialises them
+	// still shows a peak of 1.
+	rendezvous int
+	met        chan struct{} // closed when peak reaches rendezvous
 }
+
+const rendezvousWait = 2 * time.Second
 
 func (c *concurrencyProbe) Apply(ctx context.Context, w *workv1.ManifestWork) (*workv1.ManifestWork, error) {
 	c.mu.Lock()
@@ -430,7 +439,27 @@ func (c *concurrencyProbe) Apply(ctx context.Context, w *workv1.ManifestWork) (*
 	c.perKey[w.Namespace]++
 	c.peak = max(c.peak, c.now)
 	c.perKeyPeak = max(c.perKeyPeak, c.perKey[w.Namespace])
+	if c.rendezvous > 1 && c.met == nil {
+		c.met = make(chan struct{})
+	}
+	met := c.met
+	if c.rendezvous > 1 && c.peak >= c.rendezvous {
+		select {
+		case <-met:
+		default:
+			close(met)
+		}
+	}
 	c.mu.Unlock()
+	if met != nil {
+		t := time.NewTimer(rendezvousWait)
+		select {
+		case <-met:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	defer func() {
 		c.mu.Lock()
 		c.now--
@@ -451,7 +480,7 @@ func (c *concurrencyProbe) Apply(ctx context.Context, w *workv1.ManifestWork) (*
 // the newest generation; different resources run in parallel up to
 // Concurrency.
 func TestOrderingCoalescingAndParallelism(t *testing.T) {
-	probe := &concurrencyProbe{perKey: map[string]int{}}
+	probe := &concurrencyProbe{perKey: map[string]int{}, rendezvous: 2}
 	h := newHarness(t, harnessOpts{adapterType: "namespace", cfg: func(c *Config) { c.Concurrency = 4 },
 		backend: embedded.Options{AgentDelay: 20 * time.Millisecond},
 		wrap:    func(d maestro.Delivery) maestro.Delivery { probe.Delivery = d; return probe }})
