@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -133,6 +132,7 @@ type templateHandler struct {
 	values  map[string]any
 	allowed kindSet
 	timeout time.Duration
+	docs    *documentCache
 }
 
 // outputFunc is the function appended to every action of every template
@@ -148,7 +148,11 @@ func newTemplateHandler(b base, cfg Config) (*templateHandler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handlers config TemplateDir: %w", err)
 	}
-	h := &templateHandler{base: b, dir: cfg.TemplateDir, values: cfg.Values, timeout: cfg.templateTimeout()}
+	docs, err := newDocumentCache()
+	if err != nil {
+		return nil, fmt.Errorf("handlers config TemplateDir: %w", err)
+	}
+	h := &templateHandler{base: b, dir: cfg.TemplateDir, values: cfg.Values, timeout: cfg.templateTimeout(), docs: docs}
 	root := template.New("").Option("missingkey=default")
 	// The functions are bound again per render (render); these only let
 	// the templates parse.
@@ -274,7 +278,7 @@ func (h *templateHandler) render(wc *workContext, probe bool) ([]object, []strin
 		Deleting:   wc.Resource.Deleting(),
 		Values:     h.values,
 	}
-	st, err := newRenderState(h.tmpl, h.limits.manifestBytes, h.timeout, probe)
+	st, err := newRenderState(h.tmpl, h.docs, h.limits.manifestBytes, h.timeout, probe)
 	if err != nil {
 		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: %w", h.adapter, err))
 	}
@@ -370,46 +374,19 @@ func (st *renderState) kindFromText(doc document, err error) (object, error) {
 // document, puts the values in place of their tokens and returns the
 // object; nil for an empty document.
 func (st *renderState) decodeDocument(doc document) (object, error) {
-	relined := func(err error) string {
-		// Make the parser's document-relative line absolute.
-		return yamlLineRE.ReplaceAllStringFunc(st.expand(err.Error()), func(m string) string {
-			n, _ := strconv.Atoi(strings.TrimPrefix(m, "line "))
-			return fmt.Sprintf("rendered line %d", doc.line+n-1)
-		})
+	d, err := st.parseDocument(doc)
+	if err != nil || d.body == nil {
+		return nil, err
 	}
-	dec := yaml3.NewDecoder(bytes.NewReader(doc.text))
-	var root yaml3.Node
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("invalid YAML in the document at rendered line %d: %s", doc.line, relined(err))
+	if obj, ok := st.fill(d); ok {
+		return obj, nil
 	}
-	var extra yaml3.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("the document at rendered line %d holds more than one YAML document (a \"...\" marker?); separate documents with --- lines", doc.line)
-	}
-	if len(root.Content) == 0 {
-		return nil, nil
-	}
-	body := root.Content[0]
+	body := d.copy(d.body)
 	if err := st.substitute(body); err != nil {
 		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
 	}
-	text, err := yaml3.Marshal(body)
+	v, err := treeValue(body)
 	if err != nil {
-		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
-	}
-	// The tree is re-read with Kubernetes' YAML reader, so that the
-	// template's own scalars mean what they meant to kubectl.
-	js, err := yaml.YAMLToJSON(text)
-	if err != nil {
-		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
-	}
-	dec2 := json.NewDecoder(bytes.NewReader(js))
-	dec2.UseNumber()
-	var v any
-	if err := dec2.Decode(&v); err != nil {
 		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
 	}
 	switch x := v.(type) {
@@ -420,6 +397,27 @@ func (st *renderState) decodeDocument(doc document) (object, error) {
 	default:
 		return nil, fmt.Errorf("document at rendered line %d is a %s, want a Kubernetes object", doc.line, jsonType(v))
 	}
+}
+
+// treeValue is the value of a parsed tree as Kubernetes reads it: the tree
+// is written out and re-read with Kubernetes' YAML reader, so that the
+// template's own scalars mean what they meant to kubectl.
+func treeValue(n *yaml3.Node) (any, error) {
+	text, err := yaml3.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	js, err := yaml.YAMLToJSON(text)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // # Values as tokens
@@ -484,22 +482,26 @@ type emitted struct {
 // printed, the bounds it runs under, and the template set with functions
 // bound to it.
 type renderState struct {
-	tmpl     *template.Template
-	prefix   string // "hfv" + nonce
-	values   []emitted
-	maxBytes int
-	timeout  time.Duration
-	deadline time.Time
-	probe    bool
-	depth    int
+	tmpl   *template.Template
+	prefix string // "hfv" + nonce
+	// docs parses the rendered documents; treePrefix is what the tokens
+	// in its trees start with (documentCache.prefix) instead of prefix.
+	docs       *documentCache
+	treePrefix string
+	values     []emitted
+	maxBytes   int
+	timeout    time.Duration
+	deadline   time.Time
+	probe      bool
+	depth      int
 }
 
-func newRenderState(root *template.Template, maxBytes int, timeout time.Duration, probe bool) (*renderState, error) {
-	var nonce [8]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+func newRenderState(root *template.Template, docs *documentCache, maxBytes int, timeout time.Duration, probe bool) (*renderState, error) {
+	prefix, err := newTokenPrefix()
+	if err != nil {
 		return nil, fmt.Errorf("template render nonce: %w", err)
 	}
-	st := &renderState{prefix: "hfv" + hex.EncodeToString(nonce[:]), maxBytes: maxBytes, timeout: timeout, probe: probe}
+	st := &renderState{prefix: prefix, docs: docs, treePrefix: docs.prefix, maxBytes: maxBytes, timeout: timeout, probe: probe}
 	if timeout > 0 {
 		st.deadline = time.Now().Add(timeout)
 	}
@@ -516,6 +518,16 @@ var (
 	errTimeout  = errors.New("rendering took longer than TEMPLATE_TIMEOUT")
 	errTooLarge = errors.New("rendered text is larger than MAX_MANIFEST_BYTES")
 )
+
+// newTokenPrefix is "hfv" and a random nonce: what the tokens of one
+// render, or of one handler's parsed documents, start with.
+func newTokenPrefix() (string, error) {
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", err
+	}
+	return "hfv" + hex.EncodeToString(nonce[:]), nil
+}
 
 func (st *renderState) check() error {
 	if !st.deadline.IsZero() && time.Now().After(st.deadline) {
@@ -563,7 +575,9 @@ func (st *renderState) explain(err error) error {
 
 var execLocationRE = regexp.MustCompile(`^template: (\S+?:\d+(?::\d+)?): `)
 
-func (st *renderState) token(i int) string { return st.prefix + strconv.Itoa(i) + "z" }
+func (st *renderState) token(i int) string { return tokenText(st.prefix, i) }
+
+func tokenText(prefix string, i int) string { return prefix + strconv.Itoa(i) + "z" }
 
 // mint records a value and returns its token.
 func (st *renderState) mint(e emitted) (string, error) {
@@ -575,19 +589,22 @@ func (st *renderState) mint(e emitted) (string, error) {
 }
 
 // expand replaces every token in s by its value's text.
-func (st *renderState) expand(s string) string {
-	if st.prefix == "" || !strings.Contains(s, st.prefix) {
+func (st *renderState) expand(s string) string { return st.expandTokens(st.prefix, s) }
+
+// expandTokens replaces every token with prefix in s by its value's text.
+func (st *renderState) expandTokens(prefix, s string) string {
+	if prefix == "" || !strings.Contains(s, prefix) {
 		return s
 	}
 	var b strings.Builder
 	for {
-		i := strings.Index(s, st.prefix)
+		i := strings.Index(s, prefix)
 		if i < 0 {
 			b.WriteString(s)
 			return b.String()
 		}
 		before := s[:i]
-		rest := s[i+len(st.prefix):]
+		rest := s[i+len(prefix):]
 		j := 0
 		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
 			j++
@@ -596,7 +613,7 @@ func (st *renderState) expand(s string) string {
 		if err != nil || j >= len(rest) || rest[j] != 'z' || n >= len(st.values) {
 			// Not one of ours: keep the text.
 			b.WriteString(before)
-			b.WriteString(st.prefix)
+			b.WriteString(prefix)
 			s = rest
 			continue
 		}
@@ -610,14 +627,15 @@ func (st *renderState) expand(s string) string {
 	}
 }
 
-// wholeToken reports the value s is exactly the token of.
+// wholeToken reports the value s, text of a parsed tree, is exactly the
+// token of.
 func (st *renderState) wholeToken(s string) (int, bool) {
-	rest, ok := strings.CutPrefix(s, st.prefix)
+	rest, ok := strings.CutPrefix(s, st.treePrefix)
 	if !ok || !strings.HasSuffix(rest, "z") {
 		return 0, false
 	}
 	n, err := strconv.Atoi(strings.TrimSuffix(rest, "z"))
-	if err != nil || n < 0 || n >= len(st.values) || st.token(n) != s {
+	if err != nil || n < 0 || n >= len(st.values) || tokenText(st.treePrefix, n) != s {
 		return 0, false
 	}
 	return n, true
@@ -713,7 +731,7 @@ func (st *renderState) placed(prefix string, n int, v any) (any, error) {
 
 // substitute puts the values in place of the tokens in a parsed tree.
 func (st *renderState) substitute(n *yaml3.Node) error {
-	if strings.Contains(n.Anchor, st.prefix) || strings.Contains(n.Tag, st.prefix) {
+	if strings.Contains(n.Anchor, st.treePrefix) || strings.Contains(n.Tag, st.treePrefix) {
 		return fmt.Errorf("line %d: a value is printed into a YAML anchor or tag", n.Line)
 	}
 	if n.Kind == yaml3.SequenceNode && len(n.Content) == 1 && n.Content[0].Kind == yaml3.ScalarNode && n.Content[0].Style == 0 {
@@ -735,7 +753,7 @@ func (st *renderState) substitute(n *yaml3.Node) error {
 }
 
 func (st *renderState) substituteScalar(n *yaml3.Node) error {
-	if !strings.Contains(n.Value, st.prefix) {
+	if !strings.Contains(n.Value, st.treePrefix) {
 		return nil
 	}
 	if i, ok := st.wholeToken(n.Value); ok && n.Style == 0 {
@@ -746,7 +764,7 @@ func (st *renderState) substituteScalar(n *yaml3.Node) error {
 		scalarFromText(n, e.text)
 		return nil
 	}
-	n.Value = st.expand(n.Value)
+	n.Value = st.expandTokens(st.treePrefix, n.Value)
 	if n.Style&yaml3.TaggedStyle == 0 {
 		n.Tag = "!!str"
 	}
@@ -780,6 +798,15 @@ func (st *renderState) replaceNode(n *yaml3.Node, text string) error {
 // own, or else the string text. It never makes a collection, an anchor, an
 // alias or a tag.
 func scalarFromText(n *yaml3.Node, text string) {
+	if tag, value, style, ok := simpleScalar(text); ok {
+		n.Tag, n.Value, n.Style = tag, value, style
+		return
+	}
+	parseScalarText(n, text)
+}
+
+// parseScalarText is scalarFromText by the YAML reader itself.
+func parseScalarText(n *yaml3.Node, text string) {
 	n.Tag, n.Value, n.Style = "!!str", text, yaml3.DoubleQuotedStyle
 	if strings.ContainsAny(text, "\n\r") {
 		return
@@ -802,6 +829,125 @@ func scalarFromText(n *yaml3.Node, text string) {
 	case "!!str":
 		n.Value = c.Value
 	}
+}
+
+// simpleScalar is scalarFromText's result for the texts most values are
+// (a name, an id, a decimal number, true, a quoted string of printable
+// ASCII), found without parsing: ok false for any other text. Each case is
+// what the YAML reader makes of the text, spelled out (go.yaml.in/yaml/v3's
+// scanner and resolve; TestSimpleScalarIsScalarFromText compares them).
+// Parsing every value was most of the cost of a render.
+func simpleScalar(text string) (tag, value string, style yaml3.Style, ok bool) {
+	if text == "" {
+		return "!!null", "null", 0, true
+	}
+	switch c := text[0]; {
+	case c == '"' || c == '\'':
+		// One quoted scalar: nothing inside that the reader treats
+		// specially (its quote, an escape in double quotes, a line break).
+		if len(text) < 2 || text[len(text)-1] != c {
+			return "", "", 0, false
+		}
+		inner := text[1 : len(text)-1]
+		special := "'"
+		if c == '"' {
+			special = "\"\\"
+		}
+		if !printableASCII(inner) || strings.ContainsAny(inner, special) {
+			return "", "", 0, false
+		}
+		return "!!str", inner, yaml3.DoubleQuotedStyle, true
+	case c == '-' || c >= '0' && c <= '9':
+		if decimalInt(text) {
+			return "!!int", text, 0, true
+		}
+		// A name or id starting with a digit (a UUID, say) is a string
+		// when a dash stands where no number or date has one: after
+		// the first character, not after an exponent's e or a 0b or 0o
+		// prefix, and not as a date's after four digits.
+		if c == '-' || !plainName(text) || datePrefix(text) {
+			return "", "", 0, false
+		}
+		for i := 1; i < len(text); i++ {
+			if text[i] == '-' && strings.IndexByte("0123456789acdfACDF", text[i-1]) >= 0 {
+				return "!!str", text, yaml3.DoubleQuotedStyle, true
+			}
+		}
+		return "", "", 0, false
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		if !plainName(text) {
+			return "", "", 0, false
+		}
+		// What resolve makes of a plain scalar starting with a letter:
+		// only these words are not strings.
+		switch text {
+		case "true", "True", "TRUE", "false", "False", "FALSE":
+			return "!!bool", text, 0, true
+		case "null", "Null", "NULL":
+			return "!!null", text, 0, true
+		}
+		return "!!str", text, yaml3.DoubleQuotedStyle, true
+	}
+	return "", "", 0, false
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// decimalInt reports whether s is -?(0|[1-9][0-9]*) with at most 18
+// digits: an int64 however it is read.
+func decimalInt(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" || len(s) > 18 || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainName reports whether text is one plain scalar that is all of text:
+// no comment (" #"), key (": ", a final ':') or surrounding space, nothing
+// but letters, digits and a few marks. The caller checks the first byte.
+func plainName(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if !plainNameByte(text[i]) {
+			return false
+		}
+	}
+	return !strings.Contains(text, ": ") && !strings.HasSuffix(text, ":") && !strings.HasSuffix(text, " ")
+}
+
+// datePrefix reports whether text starts with four digits and a dash, as
+// the timestamps YAML resolves do.
+func datePrefix(text string) bool {
+	if len(text) < 5 || text[4] != '-' {
+		return false
+	}
+	for i := range 4 {
+		if text[i] < '0' || text[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainNameByte is a byte simpleScalar lets into a plain scalar.
+func plainNameByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._/:=+@ ", c) >= 0
 }
 
 // funcs are the functions templates may call (see TemplateData), bound to
