@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"log/slog"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/events"
 )
 
 // ContextHandler adds the attributes of the event being handled to every
@@ -43,4 +45,44 @@ func (h ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h ctxHandler) WithGroup(name string) slog.Handler {
 	return ctxHandler{Handler: h.Handler.WithGroup(name), hasEvent: h.hasEvent}
+}
+
+func (p *Pipeline) eventLogger(ev events.Event) *slog.Logger {
+	var args []any
+	for _, a := range eventAttrs(ev) {
+		args = append(args, a)
+	}
+	return p.log.With(args...)
+}
+
+// eventAttrs are the fields every log line about ev carries.
+func eventAttrs(ev events.Event) []slog.Attr {
+	attrs := []slog.Attr{slog.String("event_id", ev.ID), slog.String("kind", ev.Kind),
+		slog.String("resource_id", ev.ResourceID), slog.Int64("generation", ev.Generation)}
+	if tid := traceID(ev.TraceParent); tid != "" {
+		attrs = append(attrs, slog.String("trace_id", tid))
+	}
+	return attrs
+}
+
+// traceID extracts the trace id from a W3C traceparent
+// (version-traceid-spanid-flags), or "".
+func traceID(traceparent string) string {
+	if len(traceparent) == 55 && traceparent[2] == '-' && traceparent[35] == '-' {
+		return traceparent[3:35]
+	}
+	return ""
+}
+
+type loggerKey struct{}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
 }
