@@ -7,11 +7,11 @@
 //	maestro-cli COMMAND [flags]     see `maestro-cli --help` for commands, flags and exit codes
 //
 // How one invocation goes: run (cli.go) reads the environment and the
-// command's flags, loads and checks the manifest file (manifests.go),
-// connects (connect.go), runs the command (apply.go, delete.go, read.go,
-// wait.go, validate.go, diff.go, build.go), prints to stdout (output.go),
-// writes the results file when asked (results.go) and exits with a code
-// from the table in usage.go.
+// command's flags (settings.go), loads and checks the manifest file
+// (manifests.go), connects (connect.go), runs the command (apply.go,
+// delete.go, read.go, wait.go, validate.go, diff.go, build.go), prints to
+// stdout (output.go), writes the results file when asked (results.go) and
+// exits with a code from the table in usage.go.
 package main
 
 import (
