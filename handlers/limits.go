@@ -1,7 +1,10 @@
 package handlers
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -209,3 +212,59 @@ func sampleContext(kind string, deleting bool) *workContext {
 	}
 	return &workContext{Resource: r, Cluster: cluster, Consumer: "sample-cluster", WorkName: "sample", Namespace: "sample-cluster"}
 }
+
+// maxIncludeDepth bounds include recursion, which text/template's own
+// depth limit does not see (every include is a new execution).
+const maxIncludeDepth = 100
+
+// errTimeout and errTooLarge end a render that runs past its bounds.
+var (
+	errTimeout  = errors.New("rendering took longer than TEMPLATE_TIMEOUT")
+	errTooLarge = errors.New("rendered text is larger than MAX_MANIFEST_BYTES")
+)
+
+func (st *renderState) check() error {
+	if !st.deadline.IsZero() && time.Now().After(st.deadline) {
+		return errTimeout
+	}
+	return nil
+}
+
+// boundedWriter collects rendered text and fails the render when it
+// grows past the byte bound or the deadline passes (text/template stops
+// at the first write error).
+type boundedWriter struct {
+	st  *renderState
+	buf bytes.Buffer
+}
+
+func (st *renderState) writer() *boundedWriter { return &boundedWriter{st: st} }
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if err := w.st.check(); err != nil {
+		return 0, err
+	}
+	if w.st.maxBytes > 0 && w.buf.Len()+len(p) > w.st.maxBytes {
+		return 0, errTooLarge
+	}
+	return w.buf.Write(p)
+}
+
+// explain turns a render error into one naming the bound it hit, with
+// tokens in it expanded.
+func (st *renderState) explain(err error) error {
+	switch {
+	case errors.Is(err, errTimeout):
+		return fmt.Errorf("%w (%s)", errTimeout, st.timeout)
+	case errors.Is(err, errTooLarge):
+		return fmt.Errorf("%w (%d bytes)", errTooLarge, st.maxBytes)
+	case errors.Is(err, errMissing):
+		// Name the line, not the instrumentation.
+		if m := execLocationRE.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s: %w", m[1], errMissing)
+		}
+	}
+	return errors.New(st.expand(err.Error()))
+}
+
+var execLocationRE = regexp.MustCompile(`^template: (\S+?:\d+(?::\d+)?): `)

@@ -1,12 +1,15 @@
 package handlers
 
-// Parsing rendered documents once per shape: the rendered text of a
-// document is the template's own text with tokens for the values, so it is
-// the same from event to event except where control flow ({{if}},
-// {{range}}) makes it differ. Each distinct text is parsed once and kept,
-// with the object it makes less the values (shape). An event whose values
-// are plain scalars fills that object in (fill); any other copies only the
-// nodes its substitution changes and takes the full path (decodeDocument).
+// Rendered documents: a file's rendered text is cut at its "---" lines
+// (splitDocuments) and each document made an object (decodeDocument).
+//
+// Parsing once per shape: the rendered text of a document is the template's
+// own text with tokens for the values, so it is the same from event to
+// event except where control flow ({{if}}, {{range}}) makes it differ. Each
+// distinct text is parsed once and kept, with the object it makes less the
+// values (shape). An event whose values are plain scalars fills that object
+// in (fill); any other copies only the nodes its substitution changes and
+// takes the full path.
 
 import (
 	"bytes"
@@ -14,12 +17,116 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
 	yaml3 "go.yaml.in/yaml/v3"
+	"sigs.k8s.io/yaml"
 )
+
+// document is one YAML document of a rendered file.
+type document struct {
+	text []byte
+	line int // 1-based line of the rendered file where it starts
+}
+
+var separatorRE = regexp.MustCompile(`^---[ \t]*(#.*)?$`)
+
+// splitDocuments cuts rendered YAML at "---" lines. The rendered text
+// holds tokens in place of every value, so only the template's own
+// separators are seen here.
+func splitDocuments(out []byte) []document {
+	var docs []document
+	start, startLine, line := 0, 1, 1
+	for pos := 0; pos <= len(out); {
+		end := bytes.IndexByte(out[pos:], '\n')
+		next := len(out) + 1
+		if end >= 0 {
+			end += pos
+			next = end + 1
+		} else {
+			end = len(out)
+		}
+		if separatorRE.Match(bytes.TrimRight(out[pos:end], "\r")) {
+			docs = append(docs, document{text: out[start:pos], line: startLine})
+			start, startLine = min(next, len(out)), line+1
+		}
+		pos = next
+		line++
+	}
+	return append(docs, document{text: out[start:], line: startLine})
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+var (
+	kindLineRE       = regexp.MustCompile(`(?m)^kind:[ \t]*([A-Za-z0-9]+)[ \t]*(?:#.*)?$`)
+	apiVersionLineRE = regexp.MustCompile(`(?m)^apiVersion:[ \t]*([A-Za-z0-9./-]+)[ \t]*(?:#.*)?$`)
+)
+
+// kindFromText is the kind and apiVersion a document states in its own
+// top-level lines, for a sample render that could not be parsed; err
+// when it states none (they come from values, say).
+func (st *renderState) kindFromText(doc document, err error) (object, error) {
+	k := kindLineRE.FindSubmatch(doc.text)
+	v := apiVersionLineRE.FindSubmatch(doc.text)
+	if k == nil || v == nil || bytes.Contains(k[1], []byte(st.prefix)) || bytes.Contains(v[1], []byte(st.prefix)) {
+		return nil, err
+	}
+	return object{"apiVersion": string(v[1]), "kind": string(k[1])}, nil
+}
+
+// decodeDocument parses one rendered document as exactly one YAML
+// document, puts the values in place of their tokens and returns the
+// object; nil for an empty document.
+func (st *renderState) decodeDocument(doc document) (object, error) {
+	d, err := st.parseDocument(doc)
+	if err != nil || d.body == nil {
+		return nil, err
+	}
+	if obj, ok := st.fill(d); ok {
+		return obj, nil
+	}
+	body := d.copy(d.body)
+	if err := st.substitute(body); err != nil {
+		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
+	}
+	v, err := treeValue(body)
+	if err != nil {
+		return nil, fmt.Errorf("document at rendered line %d: %w", doc.line, err)
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return x, nil
+	default:
+		return nil, fmt.Errorf("document at rendered line %d is a %s, want a Kubernetes object", doc.line, jsonType(v))
+	}
+}
+
+// treeValue is the value of a parsed tree as Kubernetes reads it: the tree
+// is written out and re-read with Kubernetes' YAML reader, so that the
+// template's own scalars mean what they meant to kubectl.
+func treeValue(n *yaml3.Node) (any, error) {
+	text, err := yaml3.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	js, err := yaml.YAMLToJSON(text)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
 
 // Bounds of a documentCache: a template whose text varies with the
 // values (a range over labels, say) would otherwise grow it without end.
