@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // DefaultMaxBodyBytes bounds a message body. Sentinel events are a few
@@ -73,10 +74,10 @@ func (d *Decoder) Decode(m *Message) (Event, error) {
 		limit = DefaultMaxBodyBytes
 	}
 	if len(m.Body) > limit {
-		return Event{}, Permanentf("body: %d bytes exceeds the limit of %d bytes", len(m.Body), limit)
+		return Event{}, failure.Permanentf("body: %d bytes exceeds the limit of %d bytes", len(m.Body), limit)
 	}
 	if !utf8.Valid(m.Body) {
-		return Event{}, Permanentf("body: not valid UTF-8")
+		return Event{}, failure.Permanentf("body: not valid UTF-8")
 	}
 	ce, err := readCloudEvent(m)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func sample(t testing.TB, name string) []byte {
@@ -213,7 +215,7 @@ func assertPermanent(t *testing.T, name string, err error, contains string) {
 		t.Errorf("%s: accepted, want error containing %q", name, contains)
 		return
 	}
-	if !IsPermanent(err) {
+	if !failure.IsPermanent(err) {
 		t.Errorf("%s: error %q is not permanent", name, err)
 	}
 	if !strings.Contains(err.Error(), contains) {
@@ -223,17 +225,17 @@ func assertPermanent(t *testing.T, name string, err error, contains string) {
 
 func TestErrorClasses(t *testing.T) {
 	base := errors.New("boom")
-	if IsPermanent(base) || IsPermanent(nil) {
+	if failure.IsPermanent(base) || failure.IsPermanent(nil) {
 		t.Fatal("unmarked error is permanent")
 	}
-	if !IsPermanent(Permanent(base)) {
+	if !failure.IsPermanent(failure.Permanent(base)) {
 		t.Fatal("Permanent lost")
 	}
-	wrapped := Transient(errors.Join(errors.New("ctx"), Permanent(base)))
-	if IsPermanent(wrapped) {
+	wrapped := failure.Transient(errors.Join(errors.New("ctx"), failure.Permanent(base)))
+	if failure.IsPermanent(wrapped) {
 		t.Fatal("outer transient mark must win")
 	}
-	if !errors.Is(Permanent(base), base) {
+	if !errors.Is(failure.Permanent(base), base) {
 		t.Fatal("Permanent must wrap")
 	}
 }

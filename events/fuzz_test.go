@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // FuzzDecode checks that no input makes the decoder panic, and that every
@@ -31,7 +33,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		ev, err := d.Decode(m)
 		if err != nil {
-			if !IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Fatalf("decode error not permanent: %v", err)
 			}
 			return

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // StatusSink takes the status CloudEvents the adapter emits. Publish returns
@@ -37,16 +39,16 @@ func NewJSONLSink(w io.Writer) *JSONLSink { return &JSONLSink{w: w} }
 func (s *JSONLSink) Publish(_ context.Context, ev cloudevents.Event) error {
 	line, err := json.Marshal(ev)
 	if err != nil {
-		return Permanent(fmt.Errorf("encode status event: %w", err))
+		return failure.Permanent(fmt.Errorf("encode status event: %w", err))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.w.Write(append(line, '\n')); err != nil {
-		return Transient(fmt.Errorf("write status event: %w", err))
+		return failure.Transient(fmt.Errorf("write status event: %w", err))
 	}
 	if f, ok := s.w.(*os.File); ok && f != os.Stdout && f != os.Stderr {
 		if err := f.Sync(); err != nil {
-			return Transient(fmt.Errorf("sync status output: %w", err))
+			return failure.Transient(fmt.Errorf("sync status output: %w", err))
 		}
 	}
 	return nil

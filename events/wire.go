@@ -12,6 +12,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // readCloudEvent tells the wire form and has the CloudEvents SDK read the
@@ -29,15 +31,15 @@ func readCloudEvent(m *Message) (*event.Event, error) {
 	if ct := header(m.Attributes, "content-type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err == nil && mt != "application/cloudevents+json" && mt != "application/json" {
-			return nil, Permanentf("content-type: %q is neither a structured CloudEvent nor JSON, and no ce- attributes are present", ct)
+			return nil, failure.Permanentf("content-type: %q is neither a structured CloudEvent nor JSON, and no ce- attributes are present", ct)
 		}
 	}
 	body := bytes.TrimSpace(m.Body)
 	if len(body) == 0 {
-		return nil, Permanentf("body: empty")
+		return nil, failure.Permanentf("body: empty")
 	}
 	if body[0] != '{' {
-		return nil, Permanentf("body: not a JSON object (starts with %q)", firstRune(body))
+		return nil, failure.Permanentf("body: not a JSON object (starts with %q)", firstRune(body))
 	}
 	return structuredEvent(body)
 }
@@ -87,7 +89,7 @@ func binaryEvent(attrs map[string]string, body []byte) (*event.Event, error) {
 func structuredEvent(body []byte) (ev *event.Event, err error) {
 	if !json.Valid(body) {
 		var syntax any
-		return nil, Permanentf("body: not valid CloudEvent JSON: %v", json.Unmarshal(body, &syntax))
+		return nil, failure.Permanentf("body: not valid CloudEvent JSON: %v", json.Unmarshal(body, &syntax))
 	}
 	// The SDK v2.16.2 panics on a non-string data_base64 (slice bounds out
 	// of range in consumeDataAsBytes; fixed upstream after that release,
@@ -95,7 +97,7 @@ func structuredEvent(body []byte) (ev *event.Event, err error) {
 	// down.
 	defer func() {
 		if r := recover(); r != nil {
-			ev, err = nil, Permanentf("body: not a valid CloudEvent (the CloudEvents SDK failed on it: %v)", r)
+			ev, err = nil, failure.Permanentf("body: not a valid CloudEvent (the CloudEvents SDK failed on it: %v)", r)
 		}
 	}()
 	ev = &event.Event{}
@@ -114,7 +116,7 @@ func sdkError(err error) error {
 			return fieldErr(field, "%v", problem)
 		}
 	}
-	return Permanentf("body: not a valid CloudEvent: %v", err)
+	return failure.Permanentf("body: not a valid CloudEvent: %v", err)
 }
 
 // binaryAttributes collects CloudEvents attributes from transport headers.
@@ -196,7 +198,7 @@ func Structured(m *Message) ([]byte, error) {
 	}
 	out, err := json.Marshal(doc)
 	if err != nil {
-		return nil, Permanentf("re-encode binary-mode event: %v", err)
+		return nil, failure.Permanentf("re-encode binary-mode event: %v", err)
 	}
 	return out, nil
 }

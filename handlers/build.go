@@ -18,8 +18,8 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -73,31 +73,31 @@ func (wc *workContext) generation() string { return strconv.FormatInt(wc.Resourc
 func (b *base) prepare(t Target) (*workContext, error) {
 	r := t.Resource
 	if r == nil {
-		return nil, events.Permanentf("adapter %s: target has no resource", b.adapter)
+		return nil, failure.Permanentf("adapter %s: target has no resource", b.adapter)
 	}
 	if err := r.Validate(); err != nil {
-		return nil, events.Permanent(fmt.Errorf("adapter %s: %w", b.adapter, err))
+		return nil, failure.Permanent(fmt.Errorf("adapter %s: %w", b.adapter, err))
 	}
 	if !b.Handles(r.Kind) {
-		return nil, events.Permanentf("adapter %s (type %s) does not handle %s resources, only %s", b.adapter, b.typ, r.Kind, strings.Join(b.kinds, ", "))
+		return nil, failure.Permanentf("adapter %s (type %s) does not handle %s resources, only %s", b.adapter, b.typ, r.Kind, strings.Join(b.kinds, ", "))
 	}
 	cluster := t.Cluster
 	if r.Kind == hyperfleet.KindCluster {
 		if cluster == nil {
 			cluster = r
 		} else if cluster.ID != r.ID {
-			return nil, events.Permanentf("adapter %s: cluster %s was given %s as its own cluster", b.adapter, r.ID, cluster.ID)
+			return nil, failure.Permanentf("adapter %s: cluster %s was given %s as its own cluster", b.adapter, r.ID, cluster.ID)
 		}
 	} else {
 		if cluster == nil {
-			return nil, events.Permanentf("adapter %s: %s %s needs its cluster, and the target has none", b.adapter, r.Kind, r.ID)
+			return nil, failure.Permanentf("adapter %s: %s %s needs its cluster, and the target has none", b.adapter, r.Kind, r.ID)
 		}
 		if r.OwnerReferences != nil && r.OwnerReferences.ID != "" && r.OwnerReferences.ID != cluster.ID {
-			return nil, events.Permanentf("adapter %s: %s %s belongs to cluster %s, not %s", b.adapter, r.Kind, r.ID, r.OwnerReferences.ID, cluster.ID)
+			return nil, failure.Permanentf("adapter %s: %s %s belongs to cluster %s, not %s", b.adapter, r.Kind, r.ID, r.OwnerReferences.ID, cluster.ID)
 		}
 	}
 	if cluster.ID == "" || cluster.Name == "" {
-		return nil, events.Permanentf("adapter %s: cluster of %s %s has no id or name", b.adapter, r.Kind, r.ID)
+		return nil, failure.Permanentf("adapter %s: cluster of %s %s has no id or name", b.adapter, r.Kind, r.ID)
 	}
 	consumer, err := b.consumer.Resolve(cluster)
 	if err != nil {
@@ -111,7 +111,7 @@ func (b *base) prepare(t Target) (*workContext, error) {
 	}
 	for _, k := range []string{maestro.LabelResourceKind, maestro.LabelResourceID, maestro.LabelClusterID} {
 		if problems := validation.IsValidLabelValue(labels[k]); len(problems) > 0 {
-			return nil, events.Permanentf("adapter %s: %s %q cannot be the label %s: %s", b.adapter, strings.TrimPrefix(k, "hyperfleet.io/"), labels[k], k, strings.Join(problems, "; "))
+			return nil, failure.Permanentf("adapter %s: %s %q cannot be the label %s: %s", b.adapter, strings.TrimPrefix(k, "hyperfleet.io/"), labels[k], k, strings.Join(problems, "; "))
 		}
 	}
 	ns := strings.NewReplacer("{cluster-id}", cluster.ID, "{cluster-name}", cluster.Name).Replace(b.namespace)
@@ -255,27 +255,27 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 		}
 		id, err := identify(obj)
 		if err != nil {
-			return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
+			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
 		if prev, dup := seen[id]; dup {
-			return nil, events.Permanentf("adapter %s: %s: %s %q is already in %s", b.adapter, from, id.Resource, id.Name, prev)
+			return nil, failure.Permanentf("adapter %s: %s: %s %q is already in %s", b.adapter, from, id.Resource, id.Name, prev)
 		}
 		seen[id] = from
 		md := obj["metadata"].(map[string]any) // identify checked it
 		labels, err := mergeStrings("metadata.labels", md["labels"], wc.labels)
 		if err != nil {
-			return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
+			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
 		annotations, err := mergeStrings("metadata.annotations", md["annotations"], map[string]string{maestro.AnnotationGeneration: gen})
 		if err != nil {
-			return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
+			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
 		declared, hasDeclared := annotations[AnnotationFeedback]
 		delete(annotations, AnnotationFeedback) // for the adapter, not the target
 		md["labels"], md["annotations"] = labels, annotations
 		raw, err := json.Marshal(obj)
 		if err != nil {
-			return nil, events.Permanent(fmt.Errorf("adapter %s: %s: encode: %w", b.adapter, from, err))
+			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: encode: %w", b.adapter, from, err))
 		}
 		manifests = append(manifests, workv1.Manifest{RawExtension: runtime.RawExtension{Raw: raw}})
 		cfg := workv1.ManifestConfigOption{
@@ -288,7 +288,7 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 		paths := feedbackPaths(schema.GroupKind{Group: id.Group, Kind: obj["kind"].(string)})
 		if hasDeclared {
 			if paths, err = declaredFeedback(id, obj["kind"].(string), declared); err != nil {
-				return nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
+				return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 			}
 		}
 		if len(paths) > 0 {

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -190,7 +190,7 @@ func TestBuildErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Build succeeded, want an error")
 			}
-			if !events.IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Errorf("error %v is not permanent", err)
 			}
 			for _, w := range tt.want {
@@ -289,7 +289,7 @@ func TestTypeSpecificErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Build succeeded, want an error")
 			}
-			if !events.IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Errorf("error %v is not permanent", err)
 			}
 			for _, w := range tt.want {
@@ -350,7 +350,7 @@ func TestDeletingDoesNotNeedAValidSpec(t *testing.T) {
 	// Where the work lives must still be known: a consumer error fails.
 	del := loadResource(t, "cluster-deleting-gen3")
 	_, err := newHandler(t, handlers.Config{Type: handlers.TypeIDP, Consumer: handlers.ConsumerRule{Source: handlers.ConsumerLabel, Arg: "mgmt"}}).Build(handlers.Target{Resource: del})
-	if err == nil || !events.IsPermanent(err) {
+	if err == nil || !failure.IsPermanent(err) {
 		t.Errorf("deleting with an unresolvable consumer = %v, want a permanent error", err)
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // ConsumerRule decides which Maestro consumer (target cluster, and the
@@ -98,7 +98,7 @@ func (r ConsumerRule) validate() error {
 	return nil
 }
 
-// Resolve returns the consumer for cluster. The error is events.Permanent:
+// Resolve returns the consumer for cluster. The error is failure.Permanent:
 // the cluster (or the rule) has to change before a retry can succeed.
 func (r ConsumerRule) Resolve(cluster *hyperfleet.Resource) (string, error) {
 	var v string
@@ -110,24 +110,24 @@ func (r ConsumerRule) Resolve(cluster *hyperfleet.Resource) (string, error) {
 	case ConsumerLabel:
 		lv, ok := cluster.Labels[r.Arg]
 		if !ok {
-			return "", events.Permanentf("consumer rule %q: cluster %s has no label %q", r, cluster.ID, r.Arg)
+			return "", failure.Permanentf("consumer rule %q: cluster %s has no label %q", r, cluster.ID, r.Arg)
 		}
 		v = lv
 	case ConsumerSpec:
 		raw, ok := lookup(cluster.Spec, r.Arg)
 		if !ok {
-			return "", events.Permanentf("consumer rule %q: cluster %s has no spec.%s", r, cluster.ID, r.Arg)
+			return "", failure.Permanentf("consumer rule %q: cluster %s has no spec.%s", r, cluster.ID, r.Arg)
 		}
 		s, ok := raw.(string)
 		if !ok {
-			return "", events.Permanentf("consumer rule %q: cluster %s spec.%s is a %s, want a string", r, cluster.ID, r.Arg, jsonType(raw))
+			return "", failure.Permanentf("consumer rule %q: cluster %s spec.%s is a %s, want a string", r, cluster.ID, r.Arg, jsonType(raw))
 		}
 		v = s
 	default:
-		return "", events.Permanentf("consumer rule %q: unknown source", r)
+		return "", failure.Permanentf("consumer rule %q: unknown source", r)
 	}
 	if !isDNSLabel(v) {
-		return "", events.Permanentf("consumer rule %q: cluster %s gives consumer %q, which is not an RFC 1123 label", r, cluster.ID, v)
+		return "", failure.Permanentf("consumer rule %q: cluster %s gives consumer %q, which is not an RFC 1123 label", r, cluster.ID, v)
 	}
 	return v, nil
 }

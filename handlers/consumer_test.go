@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func TestParseConsumerRule(t *testing.T) {
@@ -96,7 +96,7 @@ func TestConsumerRuleResolve(t *testing.T) {
 			t.Errorf("%s: Resolve succeeded, want an error", rule)
 			continue
 		}
-		if !events.IsPermanent(err) {
+		if !failure.IsPermanent(err) {
 			t.Errorf("%s: error %v is not permanent", rule, err)
 		}
 		for _, w := range wants {
@@ -111,7 +111,7 @@ func TestConsumerRuleResolve(t *testing.T) {
 	odd := *cluster
 	odd.Name = "Hp_Cluster"
 	_, err := newHandler(t, handlers.Config{Type: handlers.TypeIngress}).Build(handlers.Target{Resource: &odd})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), `"Hp_Cluster"`) || !strings.Contains(err.Error(), `"name"`) {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), `"Hp_Cluster"`) || !strings.Contains(err.Error(), `"name"`) {
 		t.Errorf("Build with an invalid consumer = %v, want a permanent error naming rule and value", err)
 	}
 }

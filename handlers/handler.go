@@ -34,7 +34,7 @@ type Handler interface {
 	// Build returns every work the adapter owns for the target, complete
 	// (name, namespace = consumer, labels, generation annotations, spec).
 	// For a resource being deleted it returns the same works, which the
-	// pipeline then deletes. Errors are events.Permanent when the input or
+	// pipeline then deletes. Errors are failure.Permanent when the input or
 	// the configuration is at fault.
 	Build(t Target) ([]*workv1.ManifestWork, error)
 }

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // OAuthName is the name of the cluster's OAuth configuration, a singleton.
@@ -36,7 +36,7 @@ func (h *idpHandler) Build(t Target) ([]*workv1.ManifestWork, error) { return h.
 func (h *idpHandler) objects(wc *workContext) ([]object, []string, error) {
 	c := wc.Cluster
 	fail := func(format string, args ...any) ([]object, []string, error) {
-		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: cluster %s: %s", h.adapter, c.ID, fmt.Sprintf(format, args...)))
+		return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: cluster %s: %s", h.adapter, c.ID, fmt.Sprintf(format, args...)))
 	}
 	providers := []configv1.IdentityProvider{}
 	if v, ok := lookup(c.Spec, "identityProviders"); ok {
@@ -70,7 +70,7 @@ func (h *idpHandler) objects(wc *workContext) ([]object, []string, error) {
 	}
 	objs, err := toObjects(oauth)
 	if err != nil {
-		return nil, nil, events.Permanent(err)
+		return nil, nil, failure.Permanent(err)
 	}
 	return objs, nil, nil
 }

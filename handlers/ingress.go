@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // Where the ingress adapter's IngressController lives on the target.
@@ -34,14 +34,14 @@ func (h *ingressHandler) objects(wc *workContext) ([]object, []string, error) {
 	c := wc.Cluster
 	baseDomain, ok, err := lookupString(c.Spec, "dns.baseDomain")
 	if err != nil {
-		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: cluster %s: %w", h.adapter, c.ID, err))
+		return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: cluster %s: %w", h.adapter, c.ID, err))
 	}
 	if !ok || baseDomain == "" {
-		return nil, nil, events.Permanentf("adapter %s: cluster %s has no spec.dns.baseDomain, which the ingress domain is built from", h.adapter, c.ID)
+		return nil, nil, failure.Permanentf("adapter %s: cluster %s has no spec.dns.baseDomain, which the ingress domain is built from", h.adapter, c.ID)
 	}
 	domain := "apps." + DNSLabel(c.Name) + "." + strings.TrimSuffix(strings.ToLower(baseDomain), ".")
 	if problems := validation.IsDNS1123Subdomain(domain); len(problems) > 0 {
-		return nil, nil, events.Permanentf("adapter %s: cluster %s: ingress domain %q from spec.dns.baseDomain is not a DNS name: %s", h.adapter, c.ID, domain, strings.Join(problems, "; "))
+		return nil, nil, failure.Permanentf("adapter %s: cluster %s: ingress domain %q from spec.dns.baseDomain is not a DNS name: %s", h.adapter, c.ID, domain, strings.Join(problems, "; "))
 	}
 	replicas := h.replicas
 	ic := &operatorv1.IngressController{
@@ -51,7 +51,7 @@ func (h *ingressHandler) objects(wc *workContext) ([]object, []string, error) {
 	}
 	objs, err := toObjects(ic)
 	if err != nil {
-		return nil, nil, events.Permanent(err)
+		return nil, nil, failure.Permanent(err)
 	}
 	return objs, nil, nil
 }

@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // Bounds of what one event may produce.
@@ -57,14 +57,14 @@ func (c *Config) templateTimeout() time.Duration {
 // always makes the same work.
 func (l limits) check(adapter, work string, manifests []workv1.Manifest) error {
 	if len(manifests) > l.manifests {
-		return events.Permanentf("adapter %s: work %s has %d manifests, over MAX_MANIFESTS (%d)", adapter, work, len(manifests), l.manifests)
+		return failure.Permanentf("adapter %s: work %s has %d manifests, over MAX_MANIFESTS (%d)", adapter, work, len(manifests), l.manifests)
 	}
 	total := 0
 	for i := range manifests {
 		total += manifests[i].Size() // as OCM's validation counts them
 	}
 	if total > l.manifestBytes {
-		return events.Permanentf("adapter %s: work %s has %d bytes of manifests, over MAX_MANIFEST_BYTES (%d; Maestro refuses works over 500 KiB)", adapter, work, total, l.manifestBytes)
+		return failure.Permanentf("adapter %s: work %s has %d bytes of manifests, over MAX_MANIFEST_BYTES (%d; Maestro refuses works over 500 KiB)", adapter, work, total, l.manifestBytes)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // ClusterInfoConfigMap is the name of the ConfigMap in the landing-zone
@@ -43,7 +43,7 @@ func (h *namespaceHandler) objects(wc *workContext) ([]object, []string, error) 
 	}
 	platform, ok, err := lookupString(c.Spec, "platform.type")
 	if err != nil {
-		return nil, nil, events.Permanentf("adapter %s: cluster %s: %w", h.adapter, c.ID, err)
+		return nil, nil, failure.Permanentf("adapter %s: cluster %s: %w", h.adapter, c.ID, err)
 	}
 	if ok {
 		data["platform"] = platform
@@ -51,7 +51,7 @@ func (h *namespaceHandler) objects(wc *workContext) ([]object, []string, error) 
 		// spec.platform.gcp.region.
 		region, ok, err := lookupString(c.Spec, "platform."+platform+".region")
 		if err != nil {
-			return nil, nil, events.Permanentf("adapter %s: cluster %s: %w", h.adapter, c.ID, err)
+			return nil, nil, failure.Permanentf("adapter %s: cluster %s: %w", h.adapter, c.ID, err)
 		}
 		if ok {
 			data["region"] = region
@@ -64,7 +64,7 @@ func (h *namespaceHandler) objects(wc *workContext) ([]object, []string, error) 
 	}
 	objs, err := toObjects(ns, cm)
 	if err != nil {
-		return nil, nil, events.Permanent(err)
+		return nil, nil, failure.Permanent(err)
 	}
 	return objs, nil, nil
 }

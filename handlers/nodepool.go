@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // AnnotationGCPPlatform carries a GCP node pool's spec.platform.gcp, as
@@ -90,7 +90,7 @@ func (h *nodePoolHandler) Build(t Target) ([]*workv1.ManifestWork, error) {
 func (h *nodePoolHandler) objects(wc *workContext) ([]object, []string, error) {
 	np, c := wc.Resource, wc.Cluster
 	fail := func(err error) ([]object, []string, error) {
-		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: node pool %s: %w", h.adapter, np.ID, err))
+		return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: node pool %s: %w", h.adapter, np.ID, err))
 	}
 	pool := &hyperv1.NodePool{
 		TypeMeta:   metav1.TypeMeta{APIVersion: hyperv1.GroupVersion.String(), Kind: "NodePool"},

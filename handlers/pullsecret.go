@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // PullSecretName is the name of the pull secret in the landing-zone
@@ -63,12 +63,12 @@ func (h *pullSecretHandler) objects(wc *workContext) ([]object, []string, error)
 	switch v, ok := lookup(c.Spec, "pullSecret"); {
 	case ok:
 		if content, err = dockerConfigJSON(v); err != nil {
-			return nil, nil, events.Permanent(fmt.Errorf("adapter %s: cluster %s: spec.pullSecret: %w", h.adapter, c.ID, err))
+			return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: cluster %s: spec.pullSecret: %w", h.adapter, c.ID, err))
 		}
 	case h.fromFile != nil:
 		content = h.fromFile
 	default:
-		return nil, nil, events.Permanentf("adapter %s: cluster %s has no pull secret: spec.pullSecret is not set and no PullSecretFile is configured", h.adapter, c.ID)
+		return nil, nil, failure.Permanentf("adapter %s: cluster %s has no pull secret: spec.pullSecret is not set and no PullSecretFile is configured", h.adapter, c.ID)
 	}
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
@@ -78,7 +78,7 @@ func (h *pullSecretHandler) objects(wc *workContext) ([]object, []string, error)
 	}
 	objs, err := toObjects(secret)
 	if err != nil {
-		return nil, nil, events.Permanent(err)
+		return nil, nil, failure.Permanent(err)
 	}
 	return objs, nil, nil
 }

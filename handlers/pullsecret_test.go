@@ -8,8 +8,8 @@ import (
 
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // secretContent returns the decoded .dockerconfigjson of the work's Secret.
@@ -81,7 +81,7 @@ func TestPullSecretNeverInErrors(t *testing.T) {
 			t.Errorf("%s: Build succeeded", name)
 			continue
 		}
-		if !events.IsPermanent(err) || !strings.Contains(err.Error(), "spec.pullSecret") {
+		if !failure.IsPermanent(err) || !strings.Contains(err.Error(), "spec.pullSecret") {
 			t.Errorf("%s: error %v should be permanent and name spec.pullSecret", name, err)
 		}
 		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), secret[:8]) {

@@ -19,8 +19,8 @@ import (
 
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // TemplateData is what the templates of a template adapter see. The
@@ -252,7 +252,7 @@ func (h *templateHandler) objects(wc *workContext) ([]object, []string, error) {
 	case r := <-done:
 		return r.objs, r.origin, r.err
 	case <-timer.C:
-		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: %w (%s)", h.adapter, errTimeout, h.timeout))
+		return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: %w (%s)", h.adapter, errTimeout, h.timeout))
 	}
 }
 
@@ -272,7 +272,7 @@ func (h *templateHandler) render(wc *workContext, probe bool) ([]object, []strin
 	}
 	st, err := newRenderState(h.tmpl, h.docs, h.limits.manifestBytes, h.timeout, probe)
 	if err != nil {
-		return nil, nil, events.Permanent(fmt.Errorf("adapter %s: %w", h.adapter, err))
+		return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: %w", h.adapter, err))
 	}
 	var (
 		objs   []object
@@ -281,7 +281,7 @@ func (h *templateHandler) render(wc *workContext, probe bool) ([]object, []strin
 	for _, file := range h.files {
 		out := st.writer()
 		if err := st.tmpl.ExecuteTemplate(out, file, data); err != nil {
-			return nil, nil, events.Permanent(fmt.Errorf("adapter %s: template %s: %w", h.adapter, file, st.explain(err)))
+			return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: template %s: %w", h.adapter, file, st.explain(err)))
 		}
 		for i, doc := range splitDocuments(out.buf.Bytes()) {
 			from := fmt.Sprintf("template %s (document %d, rendered line %d)", file, i+1, doc.line)
@@ -293,14 +293,14 @@ func (h *templateHandler) render(wc *workContext, probe bool) ([]object, []strin
 				obj, err = st.kindFromText(doc, err)
 			}
 			if err != nil {
-				return nil, nil, events.Permanent(fmt.Errorf("adapter %s: template %s: %w", h.adapter, file, err))
+				return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: template %s: %w", h.adapter, file, err))
 			}
 			if obj == nil {
 				continue
 			}
 			if !probe {
 				if err := h.allowed.check(obj); err != nil {
-					return nil, nil, events.Permanent(fmt.Errorf("adapter %s: %s: %w", h.adapter, from, err))
+					return nil, nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", h.adapter, from, err))
 				}
 			}
 			objs = append(objs, obj)

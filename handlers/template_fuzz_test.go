@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // fuzzTemplates print resource fields in every way the functions allow:
@@ -136,7 +136,7 @@ func FuzzTemplateValues(f *testing.F) {
 		objs, err := manifestObjects(t, h, fuzzResource(note, item, team))
 		if err != nil {
 			bound := strings.Contains(err.Error(), "MAX_MANIFEST_BYTES") || strings.Contains(err.Error(), "TEMPLATE_TIMEOUT")
-			if events.IsPermanent(err) && bound && len(note)+len(item)+len(team) > 10000 {
+			if failure.IsPermanent(err) && bound && len(note)+len(item)+len(team) > 10000 {
 				return
 			}
 			t.Fatalf("note %.200q item %.200q team %.200q: %v", note, item, team, err)

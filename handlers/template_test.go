@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // templateDir writes files into a fresh directory.
@@ -77,7 +77,7 @@ func TestTemplateRenderErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Build succeeded, want an error")
 			}
-			if !events.IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Errorf("error %v is not permanent", err)
 			}
 			for _, w := range tt.want {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // clusterRoleBindingYAML is what an attacker who can write a cluster's
@@ -172,7 +172,7 @@ metadata:
 		t.Fatalf("a learned kind: %v", err)
 	}
 	_, err := learned.Build(handlers.Target{Resource: clusterWithSpec(t, map[string]any{"secret": true})})
-	if err == nil || !events.IsPermanent(err) {
+	if err == nil || !failure.IsPermanent(err) {
 		t.Fatalf("an unlearned kind: err %v, want a permanent error", err)
 	}
 	for _, w := range []string{"kind Secret is not allowed", "template a.yaml (document 2", "ConfigMap"} {
@@ -213,7 +213,7 @@ func TestBuildBounds(t *testing.T) {
 	twoDocs := configMapDoc + "---\n" + strings.Replace(configMapDoc, "{{ .Resource.Name }}", "second", 1)
 	h := newHandler(t, handlers.Config{Type: handlers.TypeTemplate, MaxManifests: 1, TemplateDir: templateDir(t, map[string]string{"a.yaml": twoDocs})})
 	_, err := h.Build(handlers.Target{Resource: clusterWithSpec(t, nil)})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "2 manifests, over MAX_MANIFESTS (1)") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "2 manifests, over MAX_MANIFESTS (1)") {
 		t.Errorf("too many manifests: %v", err)
 	}
 
@@ -223,7 +223,7 @@ func TestBuildBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.Build(handlers.Target{Resource: clusterWithSpec(t, map[string]any{"note": strings.Repeat("x", 5000)})})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "over MAX_MANIFEST_BYTES (4096") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "over MAX_MANIFEST_BYTES (4096") {
 		t.Errorf("too many bytes: %v", err)
 	}
 
@@ -245,7 +245,7 @@ func TestTemplateTimeout(t *testing.T) {
 	})
 	start := time.Now()
 	_, err := h.Build(handlers.Target{Resource: clusterWithSpec(t, nil)})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "TEMPLATE_TIMEOUT (50ms)") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "TEMPLATE_TIMEOUT (50ms)") {
 		t.Errorf("endless render: %v", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {

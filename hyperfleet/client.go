@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
@@ -113,7 +114,7 @@ var _ ResourceReader = (*Client)(nil)
 func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	var res Resource
 	status, err := c.do(ctx, http.MethodGet, APIPrefix+rel, nil, &res)
@@ -124,7 +125,7 @@ func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error
 		return nil, fmt.Errorf("GET %s: %w", href, ErrNotFound)
 	}
 	if err := res.Validate(); err != nil {
-		return nil, permanent(fmt.Errorf("GET %s: %w", href, err))
+		return nil, failure.Permanent(fmt.Errorf("GET %s: %w", href, err))
 	}
 	return &res, nil
 }
@@ -136,11 +137,11 @@ func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error
 func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport) (int, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
-		return 0, permanent(err)
+		return 0, failure.Permanent(err)
 	}
 	body, err := json.Marshal(report)
 	if err != nil {
-		return 0, permanent(fmt.Errorf("encode status report: %w", err))
+		return 0, failure.Permanent(fmt.Errorf("encode status report: %w", err))
 	}
 	status, err := c.do(ctx, http.MethodPut, APIPrefix+rel+"/statuses", body, nil)
 	if err != nil {
@@ -149,7 +150,7 @@ func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport
 	if status == http.StatusNotFound {
 		// The resource was deleted meanwhile: there is nothing left to
 		// report on. The pipeline takes this as the resource being gone.
-		return status, permanent(fmt.Errorf("PUT %s/statuses: %w", href, ErrNotFound))
+		return status, failure.Permanent(fmt.Errorf("PUT %s/statuses: %w", href, ErrNotFound))
 	}
 	return status, nil
 }
@@ -164,7 +165,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
 			if err := retry.Sleep(ctx, retry.Delay(c.cfg.BaseDelay, c.cfg.MaxDelay, attempt-1)); err != nil {
-				return 0, transient(fmt.Errorf("%s %s: %w (last error: %v)", method, path, err, lastErr))
+				return 0, failure.Transient(fmt.Errorf("%s %s: %w (last error: %v)", method, path, err, lastErr))
 			}
 		}
 		status, retry, err := c.once(ctx, method, target, body, out)
@@ -175,15 +176,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 			// Not retried here: the event's tries, with their longer
 			// backoff, give a token rotation time; the token file is
 			// re-read on each.
-			return status, transient(fmt.Errorf("%s %s: %w", method, path, err))
+			return status, failure.Transient(fmt.Errorf("%s %s: %w", method, path, err))
 		}
 		if !retry {
-			return status, permanent(fmt.Errorf("%s %s: %w", method, path, err))
+			return status, failure.Permanent(fmt.Errorf("%s %s: %w", method, path, err))
 		}
 		lastErr = err
 		c.log.DebugContext(ctx, "hyperfleet api call failed, retrying", "method", method, "path", path, "attempt", attempt, "err", err)
 	}
-	return 0, transient(fmt.Errorf("%s %s: gave up after %d attempts: %w", method, path, c.cfg.MaxAttempts, lastErr))
+	return 0, failure.Transient(fmt.Errorf("%s %s: gave up after %d attempts: %w", method, path, c.cfg.MaxAttempts, lastErr))
 }
 
 func (c *Client) once(ctx context.Context, method, target string, body []byte, out any) (status int, retry bool, err error) {
@@ -263,7 +264,7 @@ var _ ResourceReader = DirReader{}
 func (d DirReader) GetResource(_ context.Context, href string) (*Resource, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	file := d.Dir + "/" + rel + ".json"
 	data, err := os.ReadFile(file)
@@ -271,7 +272,7 @@ func (d DirReader) GetResource(_ context.Context, href string) (*Resource, error
 		return nil, fmt.Errorf("%s: %w", file, ErrNotFound)
 	}
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	return ParseResource(data, file)
 }
@@ -281,24 +282,10 @@ func (d DirReader) GetResource(_ context.Context, href string) (*Resource, error
 func ParseResource(data []byte, origin string) (*Resource, error) {
 	var res Resource
 	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, permanent(fmt.Errorf("%s: not a HyperFleet resource: %w", origin, err))
+		return nil, failure.Permanent(fmt.Errorf("%s: not a HyperFleet resource: %w", origin, err))
 	}
 	if err := res.Validate(); err != nil {
-		return nil, permanent(fmt.Errorf("%s: %w", origin, err))
+		return nil, failure.Permanent(fmt.Errorf("%s: %w", origin, err))
 	}
 	return &res, nil
 }
-
-// classedError carries the retry class the pipeline reads through
-// events.IsPermanent (Permanent() bool in the error chain).
-type classedError struct {
-	err       error
-	permanent bool
-}
-
-func (e *classedError) Error() string   { return e.err.Error() }
-func (e *classedError) Unwrap() error   { return e.err }
-func (e *classedError) Permanent() bool { return e.permanent }
-
-func permanent(err error) error { return &classedError{err: err, permanent: true} }
-func transient(err error) error { return &classedError{err: err, permanent: false} }

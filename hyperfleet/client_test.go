@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func readSample(t *testing.T, name string) []byte {
@@ -86,19 +88,19 @@ func TestGetResourceErrors(t *testing.T) {
 	for _, code := range []int32{http.StatusUnauthorized, http.StatusForbidden} {
 		status.Store(code)
 		_, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
-		if err == nil || isPermanent(err) || !errors.Is(err, ErrAuthentication) ||
+		if err == nil || failure.IsPermanent(err) || !errors.Is(err, ErrAuthentication) ||
 			!strings.Contains(err.Error(), "authentication") || !strings.Contains(err.Error(), "HYPERFLEET_API_TOKEN_FILE") {
 			t.Fatalf("%d must be transient, naming authentication and the token file: %v", code, err)
 		}
 	}
 	status.Store(http.StatusUnprocessableEntity)
 	_, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
-	if err == nil || !isPermanent(err) {
+	if err == nil || !failure.IsPermanent(err) {
 		t.Fatalf("422 must be permanent: %v", err)
 	}
 	status.Store(http.StatusBadGateway)
 	_, err = c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x")
-	if err == nil || isPermanent(err) {
+	if err == nil || failure.IsPermanent(err) {
 		t.Fatalf("502 after retries must be transient: %v", err)
 	}
 }
@@ -130,7 +132,7 @@ func TestPutStatus(t *testing.T) {
 		t.Fatalf("server saw %+v", got)
 	}
 	status.Store(http.StatusBadRequest)
-	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); err == nil || !isPermanent(err) {
+	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); err == nil || !failure.IsPermanent(err) {
 		t.Fatalf("400 must be a permanent error: %v", err)
 	}
 	status.Store(http.StatusNotFound)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // APISink sends the report inside each status CloudEvent to the HyperFleet
@@ -33,18 +35,18 @@ func NewAPISink(client *Client) *APISink { return &APISink{client: client} }
 func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 	var env StatusEnvelope
 	if err := ev.DataAs(&env); err != nil {
-		return permanent(fmt.Errorf("status event %s: data is not a status envelope: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("status event %s: data is not a status envelope: %w", ev.ID(), err))
 	}
 	if env.Resource.Href == "" {
-		return permanent(fmt.Errorf("status event %s: resource.href is empty", ev.ID()))
+		return failure.Permanent(fmt.Errorf("status event %s: resource.href is empty", ev.ID()))
 	}
 	if err := env.Report.Validate(); err != nil {
 		s.rejected.Add(1)
-		return permanent(fmt.Errorf("status event %s: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("status event %s: %w", ev.ID(), err))
 	}
 	code, err := s.client.PutStatus(ctx, env.Resource.Href, env.Report)
 	if err != nil {
-		if isPermanent(err) && !errors.Is(err, ErrNotFound) {
+		if failure.IsPermanent(err) && !errors.Is(err, ErrNotFound) {
 			s.rejected.Add(1)
 		}
 		return err
@@ -61,9 +63,4 @@ func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 // rejected (4xx other than 401, 403 and 404, or invalid before sending).
 func (s *APISink) Counts() (stored, ignored, rejected int64) {
 	return s.stored.Load(), s.ignored.Load(), s.rejected.Load()
-}
-
-func isPermanent(err error) bool {
-	var c interface{ Permanent() bool }
-	return errors.As(err, &c) && c.Permanent()
 }

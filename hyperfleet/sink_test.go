@@ -12,6 +12,8 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // apiStandIn enforces the status endpoint's documented rules
@@ -124,14 +126,14 @@ func TestAPISinkAgainstStandIn(t *testing.T) {
 	}
 	// A missing mandatory condition never leaves the adapter.
 	err := sink.Publish(ctx, statusEvent(t, report(2, ConditionApplied, ConditionAvailable)))
-	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), "mandatory condition Health") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "mandatory condition Health") {
 		t.Fatalf("missing Health: %v", err)
 	}
 	// A report the server refuses (observed_time far in the past) is permanent.
 	old := report(2, all...)
 	old.ObservedTime = time.Now().Add(-2 * time.Hour)
 	err = sink.Publish(ctx, statusEvent(t, old))
-	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), "HTTP 400") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 400") {
 		t.Fatalf("old observed_time: %v", err)
 	}
 	stored, ignored, rejected := sink.Counts()

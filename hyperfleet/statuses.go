@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // StatusReader returns every adapter's status report for the resource at
@@ -44,7 +46,7 @@ var _ StatusReader = (*Client)(nil)
 func (c *Client) GetStatuses(ctx context.Context, href string) ([]json.RawMessage, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	var items []json.RawMessage
 	for page := 1; page <= maxStatusPages; page++ {
@@ -62,7 +64,7 @@ func (c *Client) GetStatuses(ctx context.Context, href string) ([]json.RawMessag
 			return items, nil
 		}
 	}
-	return nil, permanent(fmt.Errorf("GET %s/statuses: more than %d pages of %d reports", href, maxStatusPages, statusPageSize))
+	return nil, failure.Permanent(fmt.Errorf("GET %s/statuses: more than %d pages of %d reports", href, maxStatusPages, statusPageSize))
 }
 
 var _ StatusReader = DirReader{}
@@ -74,7 +76,7 @@ var _ StatusReader = DirReader{}
 func (d DirReader) GetStatuses(_ context.Context, href string) ([]json.RawMessage, error) {
 	rel, err := RelativePath(href)
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	file := d.Dir + "/" + rel + "/statuses.json"
 	data, err := os.ReadFile(file)
@@ -85,7 +87,7 @@ func (d DirReader) GetStatuses(_ context.Context, href string) ([]json.RawMessag
 		return nil, nil
 	}
 	if err != nil {
-		return nil, permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	items, err := ParseStatuses(data, file)
 	if err != nil {
@@ -103,7 +105,7 @@ func ParseStatuses(data []byte, origin string) ([]json.RawMessage, error) {
 	}
 	var list AdapterStatusList
 	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, permanent(fmt.Errorf("%s: not an adapter status list: %w", origin, err))
+		return nil, failure.Permanent(fmt.Errorf("%s: not an adapter status list: %w", origin, err))
 	}
 	return list.Items, nil
 }

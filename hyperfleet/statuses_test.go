@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 const clusterHref = "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab"
@@ -102,7 +104,7 @@ func TestDirReaderStatuses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rel, "statuses.json"), []byte(`"nope"`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.GetStatuses(ctx, clusterHref); err == nil || !isPermanent(err) {
+	if _, err := d.GetStatuses(ctx, clusterHref); err == nil || !failure.IsPermanent(err) {
 		t.Fatalf("bad statuses.json: err = %v, want a permanent error", err)
 	}
 

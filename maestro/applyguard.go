@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // CheckWork checks what every Delivery needs of a work to apply (a name, a
@@ -25,13 +25,13 @@ import (
 func CheckWork(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
 	switch {
 	case work == nil:
-		return nil, events.Permanentf("applying work: nil work")
+		return nil, failure.Permanentf("applying work: nil work")
 	case work.Name == "":
-		return nil, events.Permanentf("applying work: metadata.name is empty")
+		return nil, failure.Permanentf("applying work: metadata.name is empty")
 	case work.Namespace == "":
-		return nil, events.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
+		return nil, failure.Permanentf("applying work %s: metadata.namespace (the consumer name) is empty", work.Name)
 	case len(work.Spec.Workload.Manifests) == 0:
-		return nil, events.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
+		return nil, failure.Permanentf("applying work %s/%s: spec.workload.manifests is empty", work.Namespace, work.Name)
 	}
 	out := work.DeepCopy()
 	for i := range out.Spec.Workload.Manifests {
@@ -39,12 +39,12 @@ func CheckWork(work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
 		if m.Raw == nil && m.Object != nil {
 			raw, err := json.Marshal(m.Object)
 			if err != nil {
-				return nil, events.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
+				return nil, failure.Permanentf("applying work %s/%s: encoding manifest %d: %w", work.Namespace, work.Name, i, err)
 			}
 			m.Raw, m.Object = raw, nil
 		}
 		if err := CheckManifest(m.Raw); err != nil {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
+			return nil, failure.Permanentf("applying work %s/%s: manifest %d: %w", work.Namespace, work.Name, i, err)
 		}
 	}
 	return out, nil
@@ -84,7 +84,7 @@ func DesiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
 	}
 	gen, err = strconv.ParseInt(v, 10, 64)
 	if err != nil || gen < 0 {
-		return 0, false, events.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
+		return 0, false, failure.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
 			w.Namespace, w.Name, AnnotationGeneration, v)
 	}
 	return gen, true, nil

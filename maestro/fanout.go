@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // WorkEventFanout hands every WorkEvent a Delivery emits to each Watch open
@@ -40,7 +40,7 @@ func (w *fanoutWatch) end() { w.doneOnce.Do(func() { close(w.done) }) }
 func (f *WorkEventFanout) Watch(ctx context.Context) (<-chan WorkEvent, error) {
 	select {
 	case <-f.stop:
-		return nil, events.Permanentf("%s closed", f.delivery)
+		return nil, failure.Permanentf("%s closed", f.delivery)
 	default:
 	}
 	w := &fanoutWatch{ch: make(chan WorkEvent), done: make(chan struct{})}

@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -59,7 +59,7 @@ type LostRaces struct {
 func (r *LostRaces) Again(ctx context.Context, why string, cause error) error {
 	r.lost++
 	if r.lost > r.Limit {
-		return events.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
+		return failure.Transient(fmt.Errorf("applying work %s/%s: %s, still after %d attempts: %w",
 			r.Consumer, r.Name, why, r.lost, cause))
 	}
 	r.Log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", r.lost, "error", cause)

@@ -18,7 +18,7 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -256,19 +256,19 @@ func classify(err error) error {
 		// Credentials rotate (the token file is re-read on every call): a
 		// refusal now may pass on the next try, and MAX_ATTEMPTS bounds a
 		// lasting one.
-		return events.Transient(fmt.Errorf("%w: %w", ErrAuthentication, err))
+		return failure.Transient(fmt.Errorf("%w: %w", ErrAuthentication, err))
 	case apierrors.IsNotFound(err), apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err),
 		apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err),
 		apierrors.IsRequestEntityTooLargeError(err):
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	case isBundleUpdateRefused(err):
 		// Maestro validated the manifests and refused them.
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	}
 	// PublishError (connection down, server trouble, lost races beyond the
 	// retry bound), timeouts, 5xx, network errors, a cancelled context and
 	// anything unknown: another attempt later may succeed.
-	return events.Transient(err)
+	return failure.Transient(err)
 }
 
 // refusedCredentials reports a gRPC refusal of the credentials after the
@@ -280,5 +280,5 @@ func refusedCredentials(err error) bool {
 
 // sleep waits d between tries; a wait cut short by ctx is transient.
 func sleep(ctx context.Context, d time.Duration) error {
-	return events.Transient(retry.Sleep(ctx, d))
+	return failure.Transient(retry.Sleep(ctx, d))
 }

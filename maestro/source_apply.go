@@ -17,7 +17,7 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -188,7 +188,7 @@ func (d *SourceDelivery) create(ctx context.Context, desired *workv1.ManifestWor
 func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.ManifestWork) (patched *workv1.ManifestWork, err error) {
 	data, err := mergePatch(stored, desired)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
+		return nil, failure.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
 	}
 	// The patch is built on stored: a client that reads the work to apply
 	// the patch to may take stored (its version makes Maestro refuse the
@@ -225,7 +225,7 @@ func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
 			return classify(fmt.Errorf("waiting for work %s/%s to be deleted: %w", ns, name, err))
 		}
 		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
-			return events.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
+			return failure.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
 				ns, name, d.opts.DeleteWait, err))
 		}
 	}

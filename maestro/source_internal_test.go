@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 var workGR = schema.GroupResource{Group: "work.open-cluster-management.io", Resource: "manifestworks"}
@@ -58,7 +58,7 @@ func TestClassify(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := classify(fmt.Errorf("doing it: %w", tc.err))
-			if got := events.IsPermanent(err); got != tc.permanent {
+			if got := failure.IsPermanent(err); got != tc.permanent {
 				t.Fatalf("IsPermanent = %v, want %v", got, tc.permanent)
 			}
 			if !errors.Is(err, tc.err) {

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -96,7 +96,7 @@ func (d *SourceDelivery) waitAgentApplied(ctx context.Context, ns, name string, 
 			return nil
 		}
 		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
-			return events.Transient(fmt.Errorf("the agent has not applied the delete option orphaning the resources of work %s/%s "+
+			return failure.Transient(fmt.Errorf("the agent has not applied the delete option orphaning the resources of work %s/%s "+
 				"within %s (is its agent running?); not deleting the work, which would delete them: %w", ns, name, d.opts.DeleteWait, err))
 		}
 	}

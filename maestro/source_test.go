@@ -21,7 +21,7 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -204,7 +204,7 @@ func TestApplyGivesUpAfterConflictRetries(t *testing.T) {
 	if err == nil {
 		t.Fatal("Apply succeeded although every patch lost its race")
 	}
-	if events.IsPermanent(err) {
+	if failure.IsPermanent(err) {
 		t.Fatalf("lost races are worth retrying later, got Permanent: %v", err)
 	}
 	if apierrors.ReasonForError(err) != "PublishError" {
@@ -351,7 +351,7 @@ func TestApplyRejectsBadWorks(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !events.IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Errorf("%v is not Permanent", err)
 			}
 			if !strings.Contains(err.Error(), tc.says) {
@@ -393,7 +393,7 @@ func TestApplyWaitsForADeletionToFinish(t *testing.T) {
 		}
 		start := time.Now()
 		_, err := d.Apply(ctx, newWork(t, "cluster-a", "w", 2, configMap("a", "v2")))
-		if err == nil || events.IsPermanent(err) || !strings.Contains(err.Error(), "still being deleted") {
+		if err == nil || failure.IsPermanent(err) || !strings.Contains(err.Error(), "still being deleted") {
 			t.Fatalf("apply over an unconfirmed deletion: %v, want a transient 'still being deleted' error", err)
 		}
 		if took := time.Since(start); took < 100*time.Millisecond {
@@ -603,7 +603,7 @@ func TestSourceOptionsValidate(t *testing.T) {
 func TestGetAndDeleteErrors(t *testing.T) {
 	d := newDelivery(t, newStore(t), maestro.SourceOptions{})
 	_, err := d.Get(context.Background(), "cluster-a", "missing")
-	if !apierrors.IsNotFound(err) || !events.IsPermanent(err) {
+	if !apierrors.IsNotFound(err) || !failure.IsPermanent(err) {
 		t.Fatalf("Get of a missing work: %v, want NotFound, Permanent", err)
 	}
 	if !strings.Contains(err.Error(), "cluster-a/missing") {
@@ -611,7 +611,7 @@ func TestGetAndDeleteErrors(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := d.Get(ctx, "cluster-a", "missing"); err == nil || events.IsPermanent(err) {
+	if _, err := d.Get(ctx, "cluster-a", "missing"); err == nil || failure.IsPermanent(err) {
 		t.Fatalf("Get with a cancelled context: %v, want a transient error", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -31,7 +31,7 @@ func (d *SourceDelivery) Watch(ctx context.Context) (<-chan WorkEvent, error) {
 	d.hubMu.Lock()
 	defer d.hubMu.Unlock()
 	if d.ctx.Err() != nil {
-		return nil, events.Permanentf("watching works: delivery is closed")
+		return nil, failure.Permanentf("watching works: delivery is closed")
 	}
 	if !d.watching {
 		w, err := d.openWatch()

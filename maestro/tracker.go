@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
@@ -67,7 +67,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if events.IsPermanent(err) {
+			if failure.IsPermanent(err) {
 				return fmt.Errorf("tracking work status: %w", err)
 			}
 			failures++
@@ -184,7 +184,7 @@ func (e *Expectation) Await(ctx context.Context, initial *workv1.ManifestWork, d
 		}
 		select {
 		case <-ctx.Done():
-			return last, events.Transient(fmt.Errorf("waiting for work %s/%s: %w", e.key.consumer, e.key.name, ctx.Err()))
+			return last, failure.Transient(fmt.Errorf("waiting for work %s/%s: %w", e.key.consumer, e.key.name, ctx.Err()))
 		case <-e.w.notify:
 			ev := e.w.take()
 			last = ev.Work

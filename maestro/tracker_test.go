@@ -12,7 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -107,7 +107,7 @@ func TestAwaitDeadlineReturnsTheLastSeenWork(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Await past its deadline: %v, want DeadlineExceeded", err)
 	}
-	if events.IsPermanent(err) || !strings.Contains(err.Error(), "cluster-a/w") {
+	if failure.IsPermanent(err) || !strings.Contains(err.Error(), "cluster-a/w") {
 		t.Errorf("deadline error %q should be transient and name the work", err)
 	}
 	if last == nil || !isApplied(last) {
@@ -244,7 +244,7 @@ func (f *failingWatch) Watch(context.Context) (<-chan maestro.WorkEvent, error) 
 }
 
 func TestRunStopsOnAPermanentWatchError(t *testing.T) {
-	f := &failingWatch{err: events.Permanentf("watching works: delivery is closed")}
+	f := &failingWatch{err: failure.Permanentf("watching works: delivery is closed")}
 	err := maestro.NewTracker(f, testLogger(t)).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "delivery is closed") {
 		t.Fatalf("Run: %v, want the permanent error", err)

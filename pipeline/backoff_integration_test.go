@@ -15,6 +15,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -51,7 +52,7 @@ func (h *hiccup) Apply(ctx context.Context, w *workv1.ManifestWork) (*workv1.Man
 	}
 	h.mu.Unlock()
 	if watched && !failed {
-		return nil, events.Transient(errors.New("maestro hiccup (injected)"))
+		return nil, failure.Transient(errors.New("maestro hiccup (injected)"))
 	}
 	return h.Delivery.Apply(ctx, w)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/preconditions"
 )
 
@@ -78,7 +79,7 @@ func (r statusSnapshots) GetStatuses(ctx context.Context, href string) ([]json.R
 		return hyperfleet.ParseStatuses(raw, "recorded status reports of "+href)
 	}
 	if r.next == nil {
-		return nil, events.Permanentf("cannot read the status reports of %s: no HyperFleet API configured (set HYPERFLEET_API_URL or --api-dir, or replay a recording made with adapter record --statuses)", href)
+		return nil, failure.Permanentf("cannot read the status reports of %s: no HyperFleet API configured (set HYPERFLEET_API_URL or --api-dir, or replay a recording made with adapter record --statuses)", href)
 	}
 	return r.next.GetStatuses(ctx, href)
 }

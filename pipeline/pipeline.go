@@ -4,7 +4,7 @@
 //
 // Everything that decides the fate of a message lives here, in settle: the
 // handlers, delivery backends and sources only return errors classed as
-// permanent or transient (events.IsPermanent).
+// permanent or transient (failure.IsPermanent).
 package pipeline
 
 import (

@@ -23,6 +23,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -42,7 +43,7 @@ func (s *captureSink) Publish(_ context.Context, ev cloudevents.Event) error {
 	defer s.mu.Unlock()
 	s.calls++
 	if s.calls <= s.failFirst {
-		return events.Transient(errors.New("broker unavailable"))
+		return failure.Transient(errors.New("broker unavailable"))
 	}
 	s.events = append(s.events, ev)
 	return nil
@@ -285,7 +286,7 @@ type flakyReader struct {
 func (f *flakyReader) GetResource(ctx context.Context, href string) (*hyperfleet.Resource, error) {
 	f.calls.Add(1)
 	if f.n.Add(-1) >= 0 {
-		return nil, events.Transient(errors.New("api: 503"))
+		return nil, failure.Transient(errors.New("api: 503"))
 	}
 	return f.ResourceReader.GetResource(ctx, href)
 }
@@ -323,7 +324,7 @@ func (f *failingDelivery) Apply(context.Context, *workv1.ManifestWork) (*workv1.
 // Retries run out: the event is dead-lettered with the attempt count, and
 // a Health=False report names the cause.
 func TestTransientExhaustedDeadLettersWithHealthFalse(t *testing.T) {
-	fd := &failingDelivery{err: events.Transient(errors.New("maestro: connection refused"))}
+	fd := &failingDelivery{err: failure.Transient(errors.New("maestro: connection refused"))}
 	h := newHarness(t, harnessOpts{adapterType: "namespace", cfg: func(c *Config) { c.MaxAttempts = 3 },
 		wrap: func(d maestro.Delivery) maestro.Delivery { fd.Delivery = d; return fd }})
 	body, _ := os.ReadFile(filepath.Join("..", "testdata", "contracts", "sentinel-event-cluster.json"))
@@ -347,7 +348,7 @@ func TestTransientExhaustedDeadLettersWithHealthFalse(t *testing.T) {
 
 // A permanent failure is not retried.
 func TestPermanentFailureNotRetried(t *testing.T) {
-	fd := &failingDelivery{err: events.Permanent(errors.New("consumer \"x\" is not registered"))}
+	fd := &failingDelivery{err: failure.Permanent(errors.New("consumer \"x\" is not registered"))}
 	h := newHarness(t, harnessOpts{adapterType: "namespace",
 		wrap: func(d maestro.Delivery) maestro.Delivery { fd.Delivery = d; return fd }})
 	body, _ := os.ReadFile(filepath.Join("..", "testdata", "contracts", "sentinel-event-cluster.json"))

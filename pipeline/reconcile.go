@@ -15,6 +15,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -46,7 +47,7 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		return "", st, fmt.Errorf("read resource: %w", err)
 	}
 	if res.ID != ev.ResourceID || !kindEqual(res.Kind, ev.Kind) {
-		return "", st, events.Permanentf("resource at %s is %s %s, but the event names %s %s", ev.Href, res.Kind, res.ID, ev.Kind, ev.ResourceID)
+		return "", st, failure.Permanentf("resource at %s is %s %s, but the event names %s %s", ev.Href, res.Kind, res.ID, ev.Kind, ev.ResourceID)
 	}
 	st.target.Resource = res
 	if !p.handler.Handles(res.Kind) {
@@ -222,14 +223,14 @@ func (p *Pipeline) cluster(ctx context.Context, ev events.Event, res *hyperfleet
 		owner = ev.Owner
 	}
 	if owner == nil || owner.Href == "" {
-		return nil, events.Permanentf("%s %s names no owning cluster href", res.Kind, res.ID)
+		return nil, failure.Permanentf("%s %s names no owning cluster href", res.Kind, res.ID)
 	}
 	cluster, err := p.resource(ctx, owner.Href, msg.OwnerSnapshot)
 	if errors.Is(err, hyperfleet.ErrNotFound) {
 		// The works are named after the cluster and live on it; with the
 		// cluster gone there is nothing to address them by. Retrying cannot
 		// help.
-		return nil, events.Permanentf("owning cluster %s of %s %s not found", owner.Href, res.Kind, res.ID)
+		return nil, failure.Permanentf("owning cluster %s of %s %s not found", owner.Href, res.Kind, res.ID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read owning cluster: %w", err)
@@ -333,7 +334,7 @@ func (p *Pipeline) awaitAll(ctx context.Context, st *state, wait func(ctx contex
 func (p *Pipeline) publish(ctx context.Context, ev events.Event, res *hyperfleet.Resource, report hyperfleet.StatusReport) error {
 	ce, err := events.NewStatusEvent(p.cfg.AdapterName, res.Ref(), report, traceParentOf(ctx, ev.TraceParent))
 	if err != nil {
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	}
 	if err := p.sink.Publish(ctx, ce); err != nil {
 		return fmt.Errorf("publish status: %w", err)
@@ -382,5 +383,5 @@ func kindEqual(a, b string) bool { return strings.EqualFold(a, b) }
 // before it) is waited for CONSUMER_WAIT by the delivery, which then makes
 // the error permanent.
 func outlastsMaxAttempts(err error) bool {
-	return errors.Is(err, maestro.ErrConsumerNotRegistered) && !events.IsPermanent(err)
+	return errors.Is(err, maestro.ErrConsumerNotRegistered) && !failure.IsPermanent(err)
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
@@ -147,7 +148,7 @@ func newRemoteHarness(t *testing.T, o remoteHarnessOpts) *remoteHarness {
 type snapshotsOnlyReader struct{}
 
 func (snapshotsOnlyReader) GetResource(_ context.Context, href string) (*hyperfleet.Resource, error) {
-	return nil, events.Permanentf("test reads no API (asked for %s)", href)
+	return nil, failure.Permanentf("test reads no API (asked for %s)", href)
 }
 
 // run feeds msgs through the pipeline and returns how each was settled.

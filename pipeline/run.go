@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
@@ -235,7 +236,7 @@ func (p *Pipeline) try(ctx context.Context, j *job) (r result, retryIn time.Dura
 	if ctx.Err() != nil {
 		return result{outcome: Requeued, err: err, attempts: j.attempt}, done
 	}
-	if events.IsPermanent(err) || (j.attempt >= p.cfg.MaxAttempts && !outlastsMaxAttempts(err)) {
+	if failure.IsPermanent(err) || (j.attempt >= p.cfg.MaxAttempts && !outlastsMaxAttempts(err)) {
 		p.reportFailure(ctx, j.ev, st, err)
 		p.observer.Handled(Failed, p.now().Sub(j.start))
 		return result{outcome: Failed, err: err, attempts: j.attempt}, done

@@ -22,6 +22,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/lifecycle"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -407,7 +408,7 @@ func statusReader(r hyperfleet.ResourceReader) hyperfleet.StatusReader {
 type snapshotsOnly struct{}
 
 func (snapshotsOnly) GetResource(_ context.Context, href string) (*hyperfleet.Resource, error) {
-	return nil, events.Permanentf("cannot read %s: no HyperFleet API configured (set HYPERFLEET_API_URL or --api-dir, or replay a recording with snapshots)", href)
+	return nil, failure.Permanentf("cannot read %s: no HyperFleet API configured (set HYPERFLEET_API_URL or --api-dir, or replay a recording with snapshots)", href)
 }
 
 func pipelineConfig(cfg Config) pipeline.Config {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func topicName(project, id string) string { return "projects/" + project + "/topics/" + id }
@@ -29,9 +29,9 @@ func subscriptionName(project, id string) string {
 func classify(err error) error {
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition, codes.Unimplemented:
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	}
-	return events.Transient(err)
+	return failure.Transient(err)
 }
 
 // ensureTopic checks that a topic exists and creates it when allowed. A
@@ -52,7 +52,7 @@ func ensureTopic(ctx context.Context, c *gpubsub.Client, id string, create bool,
 		return classify(fmt.Errorf("get topic %s: %w", name, err))
 	}
 	if !create {
-		return events.Permanent(fmt.Errorf("topic %s does not exist; create it or set %s", name, setting))
+		return failure.Permanent(fmt.Errorf("topic %s does not exist; create it or set %s", name, setting))
 	}
 	t := &pubsubpb.Topic{Name: name}
 	if retention > 0 {
@@ -116,7 +116,7 @@ func ensureSubscription(ctx context.Context, c SourceConfig, log *slog.Logger) (
 		// As the library (watermill) does: a subscription on another topic
 		// is a configuration mistake, not something to consume from.
 		if sub.Topic != wantTopic {
-			return "", events.Permanent(fmt.Errorf("subscription %s is attached to topic %s, expected %s", name, sub.Topic, wantTopic))
+			return "", failure.Permanent(fmt.Errorf("subscription %s is attached to topic %s, expected %s", name, sub.Topic, wantTopic))
 		}
 		dl := topicName(project, c.DeadLetterTopic)
 		if p := sub.GetDeadLetterPolicy(); p != nil && p.DeadLetterTopic != "" {
@@ -128,7 +128,7 @@ func ensureSubscription(ctx context.Context, c SourceConfig, log *slog.Logger) (
 		return "", classify(fmt.Errorf("get subscription %s: %w", name, err))
 	}
 	if !c.CreateSubscriptionIfMissing {
-		return "", events.Permanent(fmt.Errorf("subscription %s does not exist; create it or set broker.googlepubsub.create_subscription_if_missing", name))
+		return "", failure.Permanent(fmt.Errorf("subscription %s does not exist; create it or set broker.googlepubsub.create_subscription_if_missing", name))
 	}
 	if err := ensureTopic(ctx, c.Client, c.Topic, c.CreateTopicIfMissing, c.TopicRetention, log, "broker.googlepubsub.create_topic_if_missing"); err != nil {
 		return "", err

@@ -10,6 +10,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // Publisher publishes CloudEvents to one topic. It is the Pub/Sub
@@ -29,7 +30,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		cfg.Logger = slog.Default()
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	if err := ensureTopic(ctx, cfg.Client, cfg.Topic, cfg.CreateTopicIfMissing, cfg.TopicRetention,
 		cfg.Logger.With("topic", cfg.Topic), "broker.googlepubsub.create_topic_if_missing"); err != nil {
@@ -46,7 +47,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 func (p *Publisher) Publish(ctx context.Context, ev cloudevents.Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return events.Permanent(fmt.Errorf("pubsub: encode event %s: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("pubsub: encode event %s: %w", ev.ID(), err))
 	}
 	return p.PublishRaw(ctx, data, map[string]string{AttrMessageUUID: ev.ID(), AttrContentType: contentTypeCloudEventsJSON})
 }
@@ -56,7 +57,7 @@ func (p *Publisher) Publish(ctx context.Context, ev cloudevents.Event) error {
 func (p *Publisher) PublishSentinel(ctx context.Context, ev cloudevents.Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return events.Permanent(fmt.Errorf("pubsub: encode event %s: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("pubsub: encode event %s: %w", ev.ID(), err))
 	}
 	return p.PublishRaw(ctx, data, map[string]string{AttrMessageUUID: ev.ID()})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/pubsub"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/sourcetest"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -65,7 +66,7 @@ func TestMissingSubscriptionWithoutCreate(t *testing.T) {
 	cfg := baseConfig(client, topic, sub)
 	cfg.CreateSubscriptionIfMissing = false
 	_, err := pubsub.NewSource(ctxT(t), cfg)
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "create_subscription_if_missing") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "create_subscription_if_missing") {
 		t.Errorf("NewSource without the subscription: %v, want a permanent error naming create_subscription_if_missing", err)
 	}
 }
@@ -76,7 +77,7 @@ func TestMissingTopicWithoutCreate(t *testing.T) {
 	cfg := baseConfig(client, topic, sub)
 	cfg.CreateTopicIfMissing = false
 	_, err := pubsub.NewSource(ctxT(t), cfg)
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "create_topic_if_missing") || !strings.Contains(err.Error(), topic) {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "create_topic_if_missing") || !strings.Contains(err.Error(), topic) {
 		t.Errorf("NewSource without the topic: %v, want a permanent error naming the topic and create_topic_if_missing", err)
 	}
 }
@@ -87,7 +88,7 @@ func TestExistingSubscriptionOnAnotherTopic(t *testing.T) {
 	createTopic(t, client, "other")
 	createSubscription(t, client, &pubsubpb.Subscription{Name: "projects/" + project + "/subscriptions/" + sub, Topic: "projects/" + project + "/topics/other"})
 	_, err := pubsub.NewSource(ctxT(t), baseConfig(client, topic, sub))
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "attached to topic") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "attached to topic") {
 		t.Errorf("NewSource on a subscription of another topic: %v", err)
 	}
 }
@@ -237,7 +238,7 @@ func TestDeadLetterFailureKeepsMessage(t *testing.T) {
 	}
 	m := sourcetest.Receive(t, src)
 	err := m.Settler.DeadLetter(ctxT(t), "bad", 1)
-	if err == nil || events.IsPermanent(err) || !strings.Contains(err.Error(), "not acknowledged") || !strings.Contains(err.Error(), "doomed-dlq") {
+	if err == nil || failure.IsPermanent(err) || !strings.Contains(err.Error(), "not acknowledged") || !strings.Contains(err.Error(), "doomed-dlq") {
 		t.Fatalf("DeadLetter to a deleted topic: %v, want a transient error saying the message was kept", err)
 	}
 	again := sourcetest.Receive(t, src)
@@ -296,7 +297,7 @@ func TestPublisherStatusEventWireForm(t *testing.T) {
 	// Our decoder, should a status event reach an input subscription,
 	// rejects it by type, permanently.
 	_, err := events.NewDecoder().Decode(&events.Message{Body: pm.Data, Attributes: pm.Attributes})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "type") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "type") {
 		t.Errorf("decoding a status event: %v, want a permanent error about its type", err)
 	}
 }
@@ -340,7 +341,7 @@ func TestPublishSentinelMatchesLibraryWireForm(t *testing.T) {
 func TestPublisherMissingTopic(t *testing.T) {
 	_, client := newPstest(t)
 	_, err := pubsub.NewPublisher(ctxT(t), pubsub.PublisherConfig{Client: client, Topic: "statuses", Logger: testLogger})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "create_topic_if_missing") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "create_topic_if_missing") {
 		t.Errorf("NewPublisher on a missing topic: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // Attribute names. The dead-letter ones match the RabbitMQ headers.
@@ -51,11 +52,11 @@ var ErrClosed = fmt.Errorf("pubsub source closed: %w", io.EOF)
 // ErrAbandoned is returned when a message is settled after the Source's
 // shutdown grace ran out: it has been nacked and will be redelivered, so
 // the caller has nothing to undo. It is Transient.
-var ErrAbandoned = events.Transient(errors.New("the source was closed and its grace period ended; the message was nacked for redelivery"))
+var ErrAbandoned = failure.Transient(errors.New("the source was closed and its grace period ended; the message was nacked for redelivery"))
 
 // ErrAlreadySettled is returned by a second Ack, Requeue or DeadLetter of
 // one message.
-var ErrAlreadySettled = events.Permanent(errors.New("message already settled"))
+var ErrAlreadySettled = failure.Permanent(errors.New("message already settled"))
 
 // Source consumes one Pub/Sub subscription. See the package documentation.
 type Source struct {
@@ -86,7 +87,7 @@ var _ events.Source = (*Source)(nil)
 func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	log := cfg.Logger.With("subscription", cfg.SubscriptionID, "topic", cfg.Topic)
 	dlTopic, err := ensureSubscription(ctx, cfg, log)
@@ -304,7 +305,7 @@ func (st *settler) DeadLetter(ctx context.Context, reason string, attempts int) 
 			nack(context.Background(), pm, st.receivedAt)
 			st.finish()
 		})
-		return events.Transient(fmt.Errorf("pubsub: dead-letter message %s to %s: %w; the message was not acknowledged and is nacked in %s",
+		return failure.Transient(fmt.Errorf("pubsub: dead-letter message %s to %s: %w; the message was not acknowledged and is nacked in %s",
 			st.pm.ID, s.dlTopic, err, s.cfg.DeadLetterRetryDelay))
 	}
 	defer st.finish()

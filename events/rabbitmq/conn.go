@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
@@ -20,11 +20,11 @@ import (
 // it arrived on has closed (connection lost, or the Source's shutdown grace
 // ran out). The broker redelivers such a message by itself, so the caller
 // has nothing to undo. It is Transient.
-var ErrChannelClosed = events.Transient(errors.New("the delivery's channel is closed; the broker will redeliver the message"))
+var ErrChannelClosed = failure.Transient(errors.New("the delivery's channel is closed; the broker will redeliver the message"))
 
 // ErrAlreadySettled is returned by a second Ack, Requeue or DeadLetter of
 // one message: a bug in the caller, never worth retrying.
-var ErrAlreadySettled = events.Permanent(errors.New("message already settled"))
+var ErrAlreadySettled = failure.Permanent(errors.New("message already settled"))
 
 // dial opens a connection whose TCP connect honours ctx and whose handshake
 // is bounded by timeout (amqp091 clears the deadline once the connection is
@@ -78,10 +78,10 @@ func classify(err error) error {
 		switch ae.Code {
 		case amqp.AccessRefused, amqp.NotFound, amqp.PreconditionFailed, amqp.NotAllowed,
 			amqp.CommandInvalid, amqp.NotImplemented, amqp.SyntaxError, amqp.FrameError:
-			return events.Permanent(err)
+			return failure.Permanent(err)
 		}
 	}
-	return events.Transient(err)
+	return failure.Transient(err)
 }
 
 // declareError explains a refused declaration: PRECONDITION_FAILED means the

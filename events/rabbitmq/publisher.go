@@ -12,10 +12,11 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // ErrPublisherClosed is returned by Publish after Close.
-var ErrPublisherClosed = events.Permanent(errors.New("rabbitmq publisher closed"))
+var ErrPublisherClosed = failure.Permanent(errors.New("rabbitmq publisher closed"))
 
 // Publisher publishes CloudEvents to one exchange with publisher confirms.
 // It is the broker-side events.StatusSink and, with PublishSentinel, a
@@ -38,7 +39,7 @@ var _ events.StatusSink = (*Publisher)(nil)
 func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	p := &Publisher{cfg: cfg, log: cfg.Logger.With("exchange", cfg.Exchange)}
 	if _, err := p.channel(ctx); err != nil {
@@ -57,7 +58,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 func (p *Publisher) Publish(ctx context.Context, ev cloudevents.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return events.Permanent(fmt.Errorf("rabbitmq: encode event %s: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("rabbitmq: encode event %s: %w", ev.ID(), err))
 	}
 	msg := amqp.Publishing{
 		Headers:      amqp.Table{HeaderMessageUUID: ev.ID()},
@@ -79,7 +80,7 @@ func (p *Publisher) Publish(ctx context.Context, ev cloudevents.Event) error {
 func (p *Publisher) PublishSentinel(ctx context.Context, ev cloudevents.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return events.Permanent(fmt.Errorf("rabbitmq: encode event %s: %w", ev.ID(), err))
+		return failure.Permanent(fmt.Errorf("rabbitmq: encode event %s: %w", ev.ID(), err))
 	}
 	return p.PublishRaw(ctx, SentinelPublishing(body, ev.ID()))
 }
@@ -108,12 +109,12 @@ func (p *Publisher) PublishRaw(ctx context.Context, msg amqp.Publishing) error {
 	ok, err := dc.WaitContext(ctx)
 	switch {
 	case err != nil:
-		return p.wrap(events.Transient(fmt.Errorf("no publisher confirm (the event may or may not be stored): %w", err)))
+		return p.wrap(failure.Transient(fmt.Errorf("no publisher confirm (the event may or may not be stored): %w", err)))
 	case !ok && ch.IsClosed():
 		p.forget(ch)
-		return p.wrap(events.Transient(errors.New("connection lost before the publisher confirm")))
+		return p.wrap(failure.Transient(errors.New("connection lost before the publisher confirm")))
 	case !ok:
-		return p.wrap(events.Transient(errors.New("the broker nacked the publish")))
+		return p.wrap(failure.Transient(errors.New("the broker nacked the publish")))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/brokerconfig"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/rabbitmq"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/sourcetest"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // statusQueue declares a private exchange for status events and a queue
@@ -73,7 +74,7 @@ func TestPublisherStatusEventWireForm(t *testing.T) {
 	// it by type, permanently.
 	m := &events.Message{Body: d.Body, Attributes: map[string]string{"content-type": d.ContentType, rabbitmq.HeaderMessageUUID: ev.ID()}}
 	_, err := events.NewDecoder().Decode(m)
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "type") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "type") {
 		t.Errorf("decoding a status event: %v, want a permanent error about its type", err)
 	}
 }
@@ -194,7 +195,7 @@ func TestPublisherReconnects(t *testing.T) {
 		switch {
 		case err == nil:
 			delivered = ev.ID()
-		case events.IsPermanent(err):
+		case failure.IsPermanent(err):
 			t.Fatalf("publish after a lost connection: permanent error %v", err)
 		case ctx.Err() != nil:
 			t.Fatalf("no publish got through after the connection was killed: %v", err)
@@ -229,7 +230,7 @@ func TestPublisherExpiredContextIsTransient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := pub.Publish(ctx, sourcetest.StatusEvent(t))
-	if err == nil || events.IsPermanent(err) {
+	if err == nil || failure.IsPermanent(err) {
 		t.Errorf("Publish with a cancelled context: %v, want a transient error", err)
 	}
 }

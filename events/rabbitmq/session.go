@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // session is one connection with its consuming channel and its confirm-mode
@@ -168,7 +168,7 @@ func (s *session) publishDeadLetter(ctx context.Context, cfg SourceConfig, p amq
 	}
 	ok, err := dc.WaitContext(ctx)
 	if err != nil {
-		return events.Transient(fmt.Errorf("no publisher confirm: %w", err))
+		return failure.Transient(fmt.Errorf("no publisher confirm: %w", err))
 	}
 	r, returned := s.takeReturn(id)
 	switch {
@@ -178,11 +178,11 @@ func (s *session) publishDeadLetter(ctx context.Context, cfg SourceConfig, p amq
 		} else {
 			s.log.Warn("rabbitmq: the dead-letter queue was missing and has been declared again", "dead_letter_queue", cfg.DeadLetterQueue())
 		}
-		return events.Transient(fmt.Errorf("broker could not route it (%d %s): the dead-letter queue was missing", r.ReplyCode, r.ReplyText))
+		return failure.Transient(fmt.Errorf("broker could not route it (%d %s): the dead-letter queue was missing", r.ReplyCode, r.ReplyText))
 	case !ok && s.dead():
-		return events.Transient(fmt.Errorf("connection lost before the publisher confirm: %w", s.cause()))
+		return failure.Transient(fmt.Errorf("connection lost before the publisher confirm: %w", s.cause()))
 	case !ok:
-		return events.Transient(errors.New("broker nacked the publish"))
+		return failure.Transient(errors.New("broker nacked the publish"))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // settler settles one delivery; exactly one of its methods succeeds once.
@@ -115,7 +115,7 @@ func (st *settler) DeadLetter(ctx context.Context, reason string, attempts int) 
 			_ = dd.Nack(false, true)
 			sess.release()
 		})
-		return events.Transient(fmt.Errorf("rabbitmq: dead-letter delivery %d to %s: %w; the message was not acknowledged and is requeued in %s",
+		return failure.Transient(fmt.Errorf("rabbitmq: dead-letter delivery %d to %s: %w; the message was not acknowledged and is requeued in %s",
 			d.DeliveryTag, cfg.DeadLetterExchange(), err, cfg.DeadLetterRetryDelay))
 	}
 	defer st.sess.release()

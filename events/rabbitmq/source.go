@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // ErrClosed is what Receive returns once the Source is closed. It wraps
@@ -50,7 +51,7 @@ var _ events.Source = (*Source)(nil)
 func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	tag := cfg.ConsumerTag
 	if tag == "" {
@@ -123,7 +124,7 @@ func (s *Source) connect(ctx context.Context, initial bool) (*session, <-chan am
 		sess, deliveries, err := s.open(ctx)
 		if err != nil {
 			s.lastErr.Store(&err)
-			if initial && events.IsPermanent(err) {
+			if initial && failure.IsPermanent(err) {
 				return opened{}, backoff.Permanent(err)
 			}
 			return opened{}, err

@@ -16,6 +16,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/rabbitmq"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/sourcetest"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // transport runs the conformance suite against the real broker: one topic
@@ -118,7 +119,7 @@ func TestExchangeOfAnotherTypeFailsAtOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("NewSource succeeded against a fanout exchange while configured for topic")
 	}
-	if !events.IsPermanent(err) || !strings.Contains(err.Error(), "exchange_type") || !strings.Contains(err.Error(), n.Topic) {
+	if !failure.IsPermanent(err) || !strings.Contains(err.Error(), "exchange_type") || !strings.Contains(err.Error(), n.Topic) {
 		t.Errorf("error %q: want a permanent error naming the exchange and broker.rabbitmq.exchange_type", err)
 	}
 	if time.Since(start) > 5*time.Second {
@@ -133,7 +134,7 @@ func TestNewSourceValidates(t *testing.T) {
 			t.Errorf("error %v does not name %q", err, want)
 		}
 	}
-	if !events.IsPermanent(err) {
+	if !failure.IsPermanent(err) {
 		t.Errorf("configuration error %v is not permanent", err)
 	}
 }
@@ -177,7 +178,7 @@ func TestDeadLetterFailureKeepsMessage(t *testing.T) {
 	if err == nil {
 		t.Fatal("DeadLetter succeeded although the dead-letter queue is gone")
 	}
-	if events.IsPermanent(err) || !strings.Contains(err.Error(), "not acknowledged") {
+	if failure.IsPermanent(err) || !strings.Contains(err.Error(), "not acknowledged") {
 		t.Errorf("error %q: want a transient error saying the message was kept", err)
 	}
 	again := sourcetest.Receive(t, src)
@@ -340,7 +341,7 @@ func TestReconnectAfterConnectionKilled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
 	err := held.Settler.Ack(ctx)
-	if !errors.Is(err, rabbitmq.ErrChannelClosed) || events.IsPermanent(err) {
+	if !errors.Is(err, rabbitmq.ErrChannelClosed) || failure.IsPermanent(err) {
 		t.Fatalf("Ack on the dead channel: %v, want ErrChannelClosed (transient)", err)
 	}
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/sourcetest"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func keys(m map[string]any) []string {
@@ -68,7 +69,7 @@ func TestStatusEventIsNotAnInputEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := events.NewDecoder().Decode(&events.Message{Body: body}); err == nil || !events.IsPermanent(err) {
+	if _, err := events.NewDecoder().Decode(&events.Message{Body: body}); err == nil || !failure.IsPermanent(err) {
 		t.Errorf("decoder accepted a status event: %v", err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -290,7 +290,7 @@ func testInvalid(t *testing.T, s *suite) {
 	if err == nil {
 		t.Fatal("applying a manifest without a name succeeded")
 	}
-	if !events.IsPermanent(err) {
+	if !failure.IsPermanent(err) {
 		t.Fatalf("applying a manifest without a name: %v is not Permanent", err)
 	}
 	if !strings.Contains(err.Error(), "name") {

@@ -70,7 +70,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -119,7 +119,7 @@ var manifestWorks = schema.GroupResource{Group: workv1.GroupName, Resource: "man
 // RequestTimeout, until their caches are filled. Build one per process.
 func New(ctx context.Context, cs kubernetes.Interface, opts Options) (*Delivery, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	opts = opts.withDefaults()
 	d := &Delivery{
@@ -195,7 +195,7 @@ func New(ctx context.Context, cs kubernetes.Interface, opts Options) (*Delivery,
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), d.jobs.HasSynced, d.pods.HasSynced, jobsReg.HasSynced, podsReg.HasSynced) {
 		d.Close()
-		return nil, events.Transient(fmt.Errorf("job delivery: the Job and pod caches of namespace %s did not fill within %s: %w",
+		return nil, failure.Transient(fmt.Errorf("job delivery: the Job and pod caches of namespace %s did not fill within %s: %w",
 			opts.Namespace, opts.RequestTimeout, cmp.Or(ctx.Err(), context.DeadlineExceeded)))
 	}
 	return d, nil
@@ -240,7 +240,7 @@ func (d *Delivery) checkAccess(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return events.Permanentf("job delivery: the adapter may not %s in namespace %s; its Role must grant that (deploy/kustomize/components/job-delivery/role.yaml)",
+		return failure.Permanentf("job delivery: the adapter may not %s in namespace %s; its Role must grant that (deploy/kustomize/components/job-delivery/role.yaml)",
 			strings.Join(missing, ", "), d.opts.Namespace)
 	}
 	return nil
@@ -283,12 +283,12 @@ func classify(err error) error {
 	switch {
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsInvalid(err),
 		apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err):
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	case apierrors.IsNotFound(err):
 		// Creating in a namespace that does not exist.
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	}
-	return events.Transient(err)
+	return failure.Transient(err)
 }
 
 // Watch implements maestro.Delivery.

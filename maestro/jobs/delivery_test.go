@@ -25,7 +25,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
@@ -316,7 +316,7 @@ func TestDelete(t *testing.T) {
 	if e := <-fail; e != nil {
 		t.Fatal(e)
 	}
-	if err == nil || events.IsPermanent(err) || !strings.Contains(err.Error(), "MaestroUnreachable") {
+	if err == nil || failure.IsPermanent(err) || !strings.Contains(err.Error(), "MaestroUnreachable") {
 		t.Fatalf("Delete with a failing Job: %v, want a Transient error naming MaestroUnreachable", err)
 	}
 	if _, err := d.Get(ctx, w.Namespace, w.Name); err != nil {
@@ -393,7 +393,7 @@ func TestDeleteWaitsForTheApplyRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := d.Delete(ctx, w.Namespace, w.Name)
-	if err == nil || events.IsPermanent(err) || !strings.Contains(err.Error(), "has not finished") {
+	if err == nil || failure.IsPermanent(err) || !strings.Contains(err.Error(), "has not finished") {
 		t.Fatalf("Delete during an unfinished apply run: %v, want a Transient error saying it waits", err)
 	}
 	if n := len(listJobs(t, cs, d.opts.Namespace, w, OpDelete)); n != 0 {
@@ -530,11 +530,11 @@ func TestInvalidWorkIsPermanent(t *testing.T) {
 		w := namespaceWork(t, 1)
 		mutate(w)
 		_, err := d.Apply(ctx, w)
-		if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), what) {
+		if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), what) {
 			t.Errorf("%s: Apply = %v, want a Permanent error saying %q", what, err, what)
 		}
 	}
-	if err := d.Delete(ctx, "", "x"); !events.IsPermanent(err) {
+	if err := d.Delete(ctx, "", "x"); !failure.IsPermanent(err) {
 		t.Errorf("Delete without a consumer: %v, want Permanent", err)
 	}
 	if n := creates.Load(); n != 0 {
@@ -555,7 +555,7 @@ func TestForbiddenIsPermanent(t *testing.T) {
 		return true, review, nil
 	})
 	_, err := New(ctx, cs, baseOptions(t))
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "watch pods") || !strings.Contains(err.Error(), "hyperfleet-system") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "watch pods") || !strings.Contains(err.Error(), "hyperfleet-system") {
 		t.Fatalf("New without watch on pods: %v, want Permanent naming the permission and the namespace", err)
 	}
 
@@ -563,14 +563,14 @@ func TestForbiddenIsPermanent(t *testing.T) {
 	cs2.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "x", errors.New("RBAC: no"))
 	})
-	if _, err := d.Apply(ctx, namespaceWork(t, 1)); !events.IsPermanent(err) || !apierrors.IsForbidden(err) {
+	if _, err := d.Apply(ctx, namespaceWork(t, 1)); !failure.IsPermanent(err) || !apierrors.IsForbidden(err) {
 		t.Fatalf("Apply with create forbidden: %v, want Permanent and Forbidden", err)
 	}
 	d3, cs3 := newFake(t, nil)
 	cs3.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewServiceUnavailable("etcd is down")
 	})
-	if _, err := d3.Apply(ctx, namespaceWork(t, 1)); err == nil || events.IsPermanent(err) {
+	if _, err := d3.Apply(ctx, namespaceWork(t, 1)); err == nil || failure.IsPermanent(err) {
 		t.Fatalf("Apply with the API unavailable: %v, want Transient", err)
 	}
 }
@@ -591,7 +591,7 @@ func TestWatchCloses(t *testing.T) {
 	waitClosed(t, ch)
 	d.Close()
 	waitClosed(t, ch2)
-	if _, err := d.Watch(context.Background()); !events.IsPermanent(err) {
+	if _, err := d.Watch(context.Background()); !failure.IsPermanent(err) {
 		t.Fatalf("Watch after Close: %v, want Permanent", err)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
@@ -223,7 +224,7 @@ func (h *harness) run(t testing.TB, msgs ...*events.Message) []recording.Outcome
 type noAPI struct{}
 
 func (noAPI) GetResource(_ context.Context, href string) (*hyperfleet.Resource, error) {
-	return nil, events.Permanentf("the test reads no API (asked for %s)", href)
+	return nil, failure.Permanentf("the test reads no API (asked for %s)", href)
 }
 
 type captureSink struct {

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -79,7 +79,7 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 // two cannot run in the wrong order.
 func (d *Delivery) Delete(ctx context.Context, consumer, name string) error {
 	if consumer == "" || name == "" {
-		return events.Permanentf("deleting work %q on consumer %q: consumer and name are required", name, consumer)
+		return failure.Permanentf("deleting work %q on consumer %q: consumer and name are required", name, consumer)
 	}
 	key := workKey{consumer, name}
 	waitCtx, cancel := context.WithTimeout(ctx, d.opts.DeleteWait)
@@ -97,7 +97,7 @@ func (d *Delivery) Delete(ctx context.Context, consumer, name string) error {
 			return !ok || st.job.Name != pending || st.out.Finished()
 		})
 		if err != nil {
-			return events.Transient(fmt.Errorf("deleting work %s: the apply run (Job %s) has not finished, and must before the delete run starts: %w",
+			return failure.Transient(fmt.Errorf("deleting work %s: the apply run (Job %s) has not finished, and must before the delete run starts: %w",
 				key, pending, err))
 		}
 	}
@@ -132,10 +132,10 @@ func (d *Delivery) Delete(ctx context.Context, consumer, name string) error {
 	})
 	switch {
 	case err == nil && st.out.Phase == PhaseFailed:
-		return events.Transient(fmt.Errorf("deleting work %s: maestro-cli Job %s failed: %s: %s",
+		return failure.Transient(fmt.Errorf("deleting work %s: maestro-cli Job %s failed: %s: %s",
 			key, job.Name, st.out.Reason, orDefault(st.out.Message, "no message")))
 	case err != nil && ctx.Err() != nil:
-		return events.Transient(fmt.Errorf("deleting work %s: %w", key, ctx.Err()))
+		return failure.Transient(fmt.Errorf("deleting work %s: %w", key, ctx.Err()))
 	case err != nil:
 		d.log.Debug("delete run not finished within the wait; Watch will report it", "work", key.String(), "job", job.Name, "wait", d.opts.DeleteWait)
 	}
@@ -149,7 +149,7 @@ func (d *Delivery) startRun(ctx context.Context, r run, meta workMeta) (*batchv1
 	r.eventID = maestro.EventID(ctx)
 	want, err := d.opts.job(r, meta)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("building Job for work %s/%s: %w", r.consumer, r.name, err))
+		return nil, failure.Permanent(fmt.Errorf("building Job for work %s/%s: %w", r.consumer, r.name, err))
 	}
 	var job *batchv1.Job
 	err = d.call("create", "jobs", func() error {
@@ -217,7 +217,7 @@ func (d *Delivery) awaitCached(ctx context.Context, key workKey, job *batchv1.Jo
 		return exists
 	})
 	if err != nil {
-		return runState{}, events.Transient(fmt.Errorf("Job %s/%s was created but the informer has not seen it: %w", job.Namespace, job.Name, err))
+		return runState{}, failure.Transient(fmt.Errorf("Job %s/%s was created but the informer has not seen it: %w", job.Namespace, job.Name, err))
 	}
 	if st.job == nil {
 		st = runState{job: job}
@@ -260,10 +260,10 @@ func (d *Delivery) validate(work *workv1.ManifestWork) (gen int64, doc []byte, s
 	}
 	doc, err = d.opts.workDocument(w)
 	if err != nil {
-		return 0, nil, false, events.Permanentf("applying work %s/%s: encoding it: %w", work.Namespace, work.Name, err)
+		return 0, nil, false, failure.Permanentf("applying work %s/%s: encoding it: %w", work.Namespace, work.Name, err)
 	}
 	if len(doc) > maxConfigMapBytes {
-		return 0, nil, false, events.Permanentf("applying work %s/%s: it is %d bytes, more than a ConfigMap or Secret holds (%d)",
+		return 0, nil, false, failure.Permanentf("applying work %s/%s: it is %d bytes, more than a ConfigMap or Secret holds (%d)",
 			work.Namespace, work.Name, len(doc), maxConfigMapBytes)
 	}
 	return gen, doc, holdsSecret(w), nil

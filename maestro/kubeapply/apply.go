@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
@@ -80,7 +80,7 @@ outer:
 			return nil, classify(fmt.Errorf("reading the record of work %s/%s: %w", consumer, name, err))
 		default:
 			if rec, err = decodeRecord(s); err != nil {
-				return nil, events.Permanent(err)
+				return nil, failure.Permanent(err)
 			}
 			if have, ok := maestro.ResourceGeneration(&rec.Work); guarded && ok && have > gen {
 				return d.withStatus(s, rec), fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
@@ -130,7 +130,7 @@ outer:
 					return nil, err
 				}
 				continue outer
-			case events.IsPermanent(err):
+			case failure.IsPermanent(err):
 				d.recordFailure(ctx, s, rec, i, err)
 				return nil, fmt.Errorf("applying work %s/%s: manifest %d (%s): %w", consumer, name, i, m.ref, err)
 			default:
@@ -172,7 +172,7 @@ func (d *Delivery) latest(ctx context.Context, recName string, s *corev1.Secret,
 func (d *Delivery) updateRecord(ctx context.Context, s *corev1.Secret, rec *record) (*corev1.Secret, error) {
 	next, err := d.secretOf(s, rec)
 	if err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	updated, err := d.cs.CoreV1().Secrets(d.opts.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: d.opts.FieldManager})
 	switch {
@@ -188,7 +188,7 @@ func (d *Delivery) updateRecord(ctx context.Context, s *corev1.Secret, rec *reco
 // that Get and Watch report Applied=False and Degraded=True. A record that
 // changed meanwhile belongs to another writer: left alone.
 func (d *Delivery) recordFailure(ctx context.Context, s *corev1.Secret, rec *record, ordinal int, cause error) {
-	rec.Failure = &failure{Version: rec.Version, Ordinal: ordinal, Reason: "AppliedManifestFailed", Message: cause.Error()}
+	rec.Failure = &applyFailure{Version: rec.Version, Ordinal: ordinal, Reason: "AppliedManifestFailed", Message: cause.Error()}
 	if _, err := d.updateRecord(ctx, s, rec); err != nil {
 		d.log.DebugContext(ctx, "work record: failure not recorded", "error", err)
 	}
@@ -206,10 +206,10 @@ func (d *Delivery) waitGone(ctx context.Context, recName string) error {
 			return classify(fmt.Errorf("waiting for work record %s to go: %w", recName, err))
 		}
 		if time.Now().After(deadline) {
-			return events.Transient(fmt.Errorf("work record %s is still being deleted after %s", recName, d.opts.DeleteWait))
+			return failure.Transient(fmt.Errorf("work record %s is still being deleted after %s", recName, d.opts.DeleteWait))
 		}
 		if err := retry.Sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)); err != nil {
-			return events.Transient(err)
+			return failure.Transient(err)
 		}
 	}
 }
@@ -263,9 +263,9 @@ func classify(err error) error {
 		return nil
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsInvalid(err),
 		apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsMethodNotSupported(err):
-		return events.Permanent(err)
+		return failure.Permanent(err)
 	}
 	// NotFound (the object's namespace does not exist yet), timeouts, 5xx,
 	// network errors, cancelled contexts: another try may succeed.
-	return events.Transient(err)
+	return failure.Transient(err)
 }

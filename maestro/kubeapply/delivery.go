@@ -81,7 +81,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -126,16 +126,16 @@ var manifestWorks = schema.GroupResource{Group: workv1.GroupName, Resource: "man
 // and waits, bounded by ctx and SyncTimeout, until it has listed them.
 func New(ctx context.Context, cfg *rest.Config, opts Options) (*Delivery, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, events.Permanent(err)
+		return nil, failure.Permanent(err)
 	}
 	opts = opts.withDefaults()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("kubernetes delivery: client: %w", err))
+		return nil, failure.Permanent(fmt.Errorf("kubernetes delivery: client: %w", err))
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("kubernetes delivery: dynamic client: %w", err))
+		return nil, failure.Permanent(fmt.Errorf("kubernetes delivery: dynamic client: %w", err))
 	}
 	d := &Delivery{
 		opts:      opts,
@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Delivery, error)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), d.records.HasSynced, reg.HasSynced) {
 		d.Close()
-		return nil, events.Transient(fmt.Errorf("kubernetes delivery: the work records of namespace %s were not listed within %s",
+		return nil, failure.Transient(fmt.Errorf("kubernetes delivery: the work records of namespace %s were not listed within %s",
 			opts.Namespace, opts.SyncTimeout))
 	}
 	return d, nil
@@ -206,7 +206,7 @@ func (d *Delivery) checkAccess(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return events.Permanentf("kubernetes delivery: the adapter may not %s secrets in namespace %s (KUBE_WORK_NAMESPACE), where it keeps its work records",
+		return failure.Permanentf("kubernetes delivery: the adapter may not %s secrets in namespace %s (KUBE_WORK_NAMESPACE), where it keeps its work records",
 			strings.Join(missing, ", "), d.opts.Namespace)
 	}
 	return nil
@@ -299,7 +299,7 @@ func (d *Delivery) waitInformers(ctx context.Context, refs []objectRef) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.SyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return events.Transient(fmt.Errorf("kubernetes delivery: the objects' informers did not list them within %s", d.opts.SyncTimeout))
+		return failure.Transient(fmt.Errorf("kubernetes delivery: the objects' informers did not list them within %s", d.opts.SyncTimeout))
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/kubeapply"
@@ -385,7 +385,7 @@ func TestRefusedManifests(t *testing.T) {
 	work := randomName("w-")
 	bad := configMap("conformance", randomName("cm-"), map[string]any{"not a valid key!": "x"})
 	_, err := e.d.Apply(testContext(t), newWork(t, "c", work, 1, bad))
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "manifest 0") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "manifest 0") {
 		t.Fatalf("applying an invalid ConfigMap: %v, want a Permanent error naming manifest 0", err)
 	}
 	t.Cleanup(func() { _ = e.d.Delete(context.Background(), "c", work) })
@@ -400,7 +400,7 @@ func TestRefusedManifests(t *testing.T) {
 	other := randomName("w-")
 	unknown := map[string]any{"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": map[string]any{"name": "g"}}
 	_, err = e.d.Apply(testContext(t), newWork(t, "c", other, 1, unknown))
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "Gadget") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "Gadget") {
 		t.Fatalf("applying an unknown kind: %v, want a Permanent error naming it", err)
 	}
 	if _, err := e.d.Get(context.Background(), "c", other); !apierrors.IsNotFound(err) {
@@ -480,7 +480,7 @@ func TestMissingPermissionsArePermanent(t *testing.T) {
 	nobody := rest.CopyConfig(cfg)
 	nobody.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":nobody"}
 	_, err := kubeapply.New(testContext(t), nobody, kubeapply.Options{Namespace: ns, FieldManager: "kubeapply-test"})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "secrets") || !strings.Contains(err.Error(), ns) {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "secrets") || !strings.Contains(err.Error(), ns) {
 		t.Fatalf("New without RBAC: %v, want a Permanent error naming secrets in %s", err, ns)
 	}
 }
@@ -583,7 +583,7 @@ func TestUpdateStrategy(t *testing.T) {
 	w2 := newWork(t, "c", work, 2, configMap("conformance", cmName, map[string]any{"a": "2"}))
 	w2.Spec.ManifestConfigs = w.Spec.ManifestConfigs
 	_, err = e.d.Apply(testContext(t), w2)
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "conflicts with other field managers") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "conflicts with other field managers") {
 		t.Fatalf("a non-forced apply over another manager's field: %v, want a Permanent conflict", err)
 	}
 	e.waitCondition(t, "c", work, 2, workv1.WorkDegraded, metav1.ConditionTrue)
@@ -594,7 +594,7 @@ func TestUpdateStrategy(t *testing.T) {
 	other := randomName("w-")
 	w3 := newWork(t, "c", other, 1, configMap("conformance", cmName, map[string]any{"a": "1"}))
 	strategy(w3, cmName, workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeReadOnly})
-	if _, err := e.d.Apply(testContext(t), w3); err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "ReadOnly") {
+	if _, err := e.d.Apply(testContext(t), w3); err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "ReadOnly") {
 		t.Fatalf("a ReadOnly manifest: %v, want a Permanent error naming the strategy", err)
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/util/csaupgrade"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -91,7 +91,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 		return classify(err)
 	}
 	if live.GetDeletionTimestamp() != nil {
-		return events.Transient(fmt.Errorf("%s is being deleted; it is applied again once it is gone", m.ref))
+		return failure.Transient(fmt.Errorf("%s is being deleted; it is applied again once it is gone", m.ref))
 	}
 	if have, ok := objectGeneration(live); guarded && ok && have > gen && live.GetAnnotations()[AnnotationWork] == work {
 		return fmt.Errorf("%s is at generation %d, not applying generation %d: %w", m.ref, have, gen, maestro.ErrStaleGeneration)
@@ -99,7 +99,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 	obj.SetResourceVersion(live.GetResourceVersion())
 	_, err = ri.Apply(ctx, m.ref.Name, obj, metav1.ApplyOptions{FieldManager: m.manager, Force: m.force})
 	if fieldConflict(err) {
-		return events.Permanent(fmt.Errorf("server-side apply as %s (not forced) conflicts with other field managers: %w", m.manager, err))
+		return failure.Permanent(fmt.Errorf("server-side apply as %s (not forced) conflicts with other field managers: %w", m.manager, err))
 	}
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: %w", errLostRace, err)
@@ -162,7 +162,7 @@ func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterfac
 	case err == nil, apierrors.IsNotFound(err):
 		return nil
 	case apierrors.IsConflict(err):
-		return events.Transient(fmt.Errorf("deleting %s %s: %w: %w", live.GetKind(), live.GetName(), errLostRace, err))
+		return failure.Transient(fmt.Errorf("deleting %s %s: %w: %w", live.GetKind(), live.GetName(), errLostRace, err))
 	}
 	return classify(fmt.Errorf("deleting %s %s: %w", live.GetKind(), live.GetName(), err))
 }
@@ -206,7 +206,7 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 	for i, m := range w.Spec.Workload.Manifests {
 		obj := &unstructured.Unstructured{}
 		if err := obj.UnmarshalJSON(m.Raw); err != nil {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %w", w.Namespace, w.Name, i, err)
+			return nil, failure.Permanentf("applying work %s/%s: manifest %d: %w", w.Namespace, w.Name, i, err)
 		}
 		gvk := obj.GroupVersionKind()
 		mapping, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -215,20 +215,20 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 			mapping, err = d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		}
 		if meta.IsNoMatchError(err) {
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: the API server serves no %s (is its CRD installed?)",
+			return nil, failure.Permanentf("applying work %s/%s: manifest %d: the API server serves no %s (is its CRD installed?)",
 				w.Namespace, w.Name, i, gvk)
 		}
 		if err != nil {
-			return nil, events.Transient(fmt.Errorf("applying work %s/%s: manifest %d: looking up %s: %w", w.Namespace, w.Name, i, gvk, err))
+			return nil, failure.Transient(fmt.Errorf("applying work %s/%s: manifest %d: looking up %s: %w", w.Namespace, w.Name, i, gvk, err))
 		}
 		ns := obj.GetNamespace()
 		namespaced := mapping.Scope.Name() == meta.RESTScopeNameNamespace
 		switch {
 		case namespaced && ns == "":
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %s %s is namespaced but has no metadata.namespace",
+			return nil, failure.Permanentf("applying work %s/%s: manifest %d: %s %s is namespaced but has no metadata.namespace",
 				w.Namespace, w.Name, i, gvk.Kind, obj.GetName())
 		case !namespaced && ns != "":
-			return nil, events.Permanentf("applying work %s/%s: manifest %d: %s %s is cluster-scoped but has metadata.namespace %q",
+			return nil, failure.Permanentf("applying work %s/%s: manifest %d: %s %s is cluster-scoped but has metadata.namespace %q",
 				w.Namespace, w.Name, i, gvk.Kind, obj.GetName(), ns)
 		}
 		ref := objectRef{
@@ -237,7 +237,7 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 		}
 		for _, prev := range out {
 			if prev.ref.key() == ref.key() {
-				return nil, events.Permanentf("applying work %s/%s: manifest %d: %s appears twice", w.Namespace, w.Name, i, ref)
+				return nil, failure.Permanentf("applying work %s/%s: manifest %d: %s appears twice", w.Namespace, w.Name, i, ref)
 			}
 		}
 		m := manifest{ref: ref, obj: obj, manager: d.opts.FieldManager, force: true}
@@ -255,7 +255,7 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 			default:
 				// The informers only see objects this delivery labelled, so
 				// it cannot report on objects it must not write.
-				return nil, events.Permanentf("applying work %s/%s: manifest %d (%s): update strategy %s is not supported by the kubernetes delivery",
+				return nil, failure.Permanentf("applying work %s/%s: manifest %d (%s): update strategy %s is not supported by the kubernetes delivery",
 					w.Namespace, w.Name, i, ref, st.Type)
 			}
 		}

@@ -47,7 +47,7 @@ type record struct {
 	// AppliedVersion is the Version whose manifests were all applied.
 	AppliedVersion int64 `json:"appliedVersion,omitempty"`
 	// Failure is why applying Version failed, if it did.
-	Failure *failure `json:"failure,omitempty"`
+	Failure *applyFailure `json:"failure,omitempty"`
 	// Manifests are the objects of Work's manifests, in order.
 	Manifests []objectRef `json:"manifests"`
 	// Objects are every object of the work that may exist on the cluster:
@@ -56,7 +56,7 @@ type record struct {
 	Objects []objectRef `json:"objects"`
 }
 
-type failure struct {
+type applyFailure struct {
 	Version int64  `json:"version"`
 	Ordinal int    `json:"ordinal"`
 	Reason  string `json:"reason"`

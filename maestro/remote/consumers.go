@@ -12,7 +12,7 @@ import (
 
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -66,7 +66,7 @@ func (c *consumers) check(ctx context.Context, name string) error {
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
 		// It is quoted into a search expression; anything else is not a
 		// consumer name Maestro accepts for a ManifestWork namespace.
-		return events.Permanentf("Maestro consumer %q is not a valid consumer name: %s", name, errs[0])
+		return failure.Permanentf("Maestro consumer %q is not a valid consumer name: %s", name, errs[0])
 	}
 	list, resp, err := c.api.DefaultAPI.ApiMaestroV1ConsumersGet(ctx).
 		Search(fmt.Sprintf("name='%s'", name)).Size(1).Execute()
@@ -77,9 +77,9 @@ func (c *consumers) check(ctx context.Context, name string) error {
 		err = fmt.Errorf("checking Maestro consumer %q at %s: %w", name, c.endpoint, err)
 		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
 			// Credentials rotate; MAX_ATTEMPTS bounds a lasting refusal.
-			return events.Transient(fmt.Errorf("%w: HTTP %d (check %s): %w", maestro.ErrAuthentication, resp.StatusCode, EnvTokenFile, err))
+			return failure.Transient(fmt.Errorf("%w: HTTP %d (check %s): %w", maestro.ErrAuthentication, resp.StatusCode, EnvTokenFile, err))
 		}
-		return events.Transient(err)
+		return failure.Transient(err)
 	}
 	for _, item := range list.Items {
 		if item.Name != nil && *item.Name == name {
@@ -107,11 +107,11 @@ func (c *consumers) notRegistered(name string) error {
 	c.mu.Unlock()
 	what := fmt.Sprintf("Maestro consumer %q is not registered (checked at %s; register it with POST /api/maestro/v1/consumers)", name, c.endpoint)
 	if waited < c.wait {
-		return events.Transient(fmt.Errorf("%s; waiting up to %s (%s) for it, %s so far: %w",
+		return failure.Transient(fmt.Errorf("%s; waiting up to %s (%s) for it, %s so far: %w",
 			what, c.wait, EnvConsumerWait, waited.Round(time.Millisecond), ErrConsumerNotRegistered))
 	}
 	if c.wait > 0 {
 		what += fmt.Sprintf(", still after %s (%s)", waited.Round(time.Second), EnvConsumerWait)
 	}
-	return events.Permanent(fmt.Errorf("%s: %w", what, ErrConsumerNotRegistered))
+	return failure.Permanent(fmt.Errorf("%s: %w", what, ErrConsumerNotRegistered))
 }

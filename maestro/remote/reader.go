@@ -18,7 +18,7 @@ import (
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -73,14 +73,14 @@ func (r *Reader) Get(ctx context.Context, consumer, name string) (*Record, error
 	id := clientutils.UID(r.opts.SourceID, common.ManifestWorkGR.String(), consumer, name)
 	rb, resp, err := r.api.DefaultAPI.ApiMaestroV1ResourceBundlesIdGet(ctx, id).Execute()
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return nil, events.Permanent(apierrors.NewNotFound(workv1.Resource("manifestworks"), consumer+"/"+name))
+		return nil, failure.Permanent(apierrors.NewNotFound(workv1.Resource("manifestworks"), consumer+"/"+name))
 	}
 	if err != nil {
 		return nil, r.failed(fmt.Sprintf("getting work %s/%s", consumer, name), resp, err)
 	}
 	rec, err := toRecord(rb)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("getting work %s/%s: decoding Maestro's resource bundle %s: %w", consumer, name, id, err))
+		return nil, failure.Permanent(fmt.Errorf("getting work %s/%s: decoding Maestro's resource bundle %s: %w", consumer, name, id, err))
 	}
 	return rec, nil
 }
@@ -105,7 +105,7 @@ func (r *Reader) List(ctx context.Context, consumer string) ([]Record, error) {
 	for i := range list.Items {
 		rec, err := toRecord(&list.Items[i])
 		if err != nil {
-			return nil, events.Permanent(fmt.Errorf("%s: decoding Maestro's resource bundle %s: %w", what, list.Items[i].GetId(), err))
+			return nil, failure.Permanent(fmt.Errorf("%s: decoding Maestro's resource bundle %s: %w", what, list.Items[i].GetId(), err))
 		}
 		out = append(out, *rec)
 	}
@@ -124,7 +124,7 @@ func (r *Reader) List(ctx context.Context, consumer string) ([]Record, error) {
 func (r *Reader) CheckConsumer(ctx context.Context, name string) error {
 	err := r.consumers.check(ctx, name)
 	if err != nil && unreachable(err) {
-		return events.Transient(fmt.Errorf("%w (REST %s): %w", ErrUnreachable, r.opts.HTTPEndpoint, err))
+		return failure.Transient(fmt.Errorf("%w (REST %s): %w", ErrUnreachable, r.opts.HTTPEndpoint, err))
 	}
 	return err
 }
@@ -140,15 +140,15 @@ func (r *Reader) failed(what string, resp *http.Response, err error) error {
 	}
 	switch {
 	case unreachable(err):
-		return events.Transient(fmt.Errorf("%s: %w (REST %s): %w", what, ErrUnreachable, r.opts.HTTPEndpoint, err))
+		return failure.Transient(fmt.Errorf("%s: %w (REST %s): %w", what, ErrUnreachable, r.opts.HTTPEndpoint, err))
 	case resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
 		// Credentials rotate: a refusal now may pass on the next try.
-		return events.Transient(fmt.Errorf("%s at %s: %w: HTTP %d (check %s): %w", what, r.opts.HTTPEndpoint,
+		return failure.Transient(fmt.Errorf("%s at %s: %w: HTTP %d (check %s): %w", what, r.opts.HTTPEndpoint,
 			maestro.ErrAuthentication, resp.StatusCode, EnvTokenFile, err))
 	case resp != nil:
-		return events.Transient(fmt.Errorf("%s at %s: HTTP %d: %w", what, r.opts.HTTPEndpoint, resp.StatusCode, err))
+		return failure.Transient(fmt.Errorf("%s at %s: HTTP %d: %w", what, r.opts.HTTPEndpoint, resp.StatusCode, err))
 	default:
-		return events.Transient(fmt.Errorf("%s at %s: %w", what, r.opts.HTTPEndpoint, err))
+		return failure.Transient(fmt.Errorf("%s at %s: %w", what, r.opts.HTTPEndpoint, err))
 	}
 }
 
@@ -156,7 +156,7 @@ func checkConsumerName(name string) error {
 	// The name is quoted into a search expression: refuse what is not a
 	// consumer name before it gets there.
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-		return events.Permanentf("Maestro consumer %q is not a valid consumer name: %s", name, errs[0])
+		return failure.Permanentf("Maestro consumer %q is not a valid consumer name: %s", name, errs[0])
 	}
 	return nil
 }

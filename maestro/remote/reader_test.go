@@ -11,7 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -75,10 +75,10 @@ func TestReader(t *testing.T) {
 		t.Errorf("CheckConsumer of a registered consumer: %v", err)
 	}
 	err = r.CheckConsumer(ctx, "nobody-"+randomSuffix(t))
-	if !errors.Is(err, remote.ErrConsumerNotRegistered) || !events.IsPermanent(err) {
+	if !errors.Is(err, remote.ErrConsumerNotRegistered) || !failure.IsPermanent(err) {
 		t.Errorf("CheckConsumer of an unknown consumer: %v, want a Permanent ErrConsumerNotRegistered", err)
 	}
-	if _, err := r.List(ctx, "Not_A_Consumer"); !events.IsPermanent(err) {
+	if _, err := r.List(ctx, "Not_A_Consumer"); !failure.IsPermanent(err) {
 		t.Errorf("List of an invalid consumer name: %v, want Permanent", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestReaderUnreachable(t *testing.T) {
 		"List":          func() error { _, err := r.List(ctx, ""); return err }(),
 		"CheckConsumer": r.CheckConsumer(ctx, "c"),
 	} {
-		if !errors.Is(err, remote.ErrUnreachable) || events.IsPermanent(err) || !strings.Contains(err.Error(), addr) {
+		if !errors.Is(err, remote.ErrUnreachable) || failure.IsPermanent(err) || !strings.Contains(err.Error(), addr) {
 			t.Errorf("%s: %v, want a transient ErrUnreachable naming %s", op, err, addr)
 		}
 	}
@@ -127,7 +127,7 @@ func TestCredentialRefusalIsTransient(t *testing.T) {
 			"Get":           func() error { _, err := r.Get(ctx, "c", "w"); return err }(),
 			"CheckConsumer": r.CheckConsumer(ctx, "c"),
 		} {
-			if events.IsPermanent(err) || !errors.Is(err, maestro.ErrAuthentication) ||
+			if failure.IsPermanent(err) || !errors.Is(err, maestro.ErrAuthentication) ||
 				!strings.Contains(err.Error(), "authentication") || !strings.Contains(err.Error(), remote.EnvTokenFile) {
 				t.Errorf("HTTP %d, %s: %v, want a transient error naming authentication and %s", code, op, err, remote.EnvTokenFile)
 			}

@@ -34,7 +34,7 @@ import (
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
@@ -326,7 +326,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		wait := min(retry.Delay(100*time.Millisecond, 2*time.Second, n), max(remaining, 0))
 		if remaining <= 0 {
 			// The caller names the operation; err names the work.
-			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
+			return failure.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
 				b.opts.GRPCEndpoint, b.opts.HTTPEndpoint, time.Since(start).Round(time.Millisecond), err))
 		}
 		level := slog.LevelDebug
@@ -342,7 +342,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return events.Transient(fmt.Errorf("%w (gRPC %s, REST %s): %w", ErrUnreachable,
+			return failure.Transient(fmt.Errorf("%w (gRPC %s, REST %s): %w", ErrUnreachable,
 				b.opts.GRPCEndpoint, b.opts.HTTPEndpoint, err))
 		case <-t.C:
 		case <-up:
@@ -385,7 +385,7 @@ func unreachable(err error) bool {
 	// does not answer, which counts.
 	// A Permanent error is a verdict (an invalid manifest may well
 	// mention an "unexpected EOF").
-	if err == nil || errors.Is(err, context.Canceled) || events.IsPermanent(err) {
+	if err == nil || errors.Is(err, context.Canceled) || failure.IsPermanent(err) {
 		return false
 	}
 	var ue *url.Error

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -78,7 +78,7 @@ func TestUnregisteredConsumerIsPermanent(t *testing.T) {
 	if err == nil {
 		t.Fatal("apply to an unregistered consumer succeeded")
 	}
-	if !events.IsPermanent(err) || !errors.Is(err, remote.ErrConsumerNotRegistered) {
+	if !failure.IsPermanent(err) || !errors.Is(err, remote.ErrConsumerNotRegistered) {
 		t.Fatalf("error %v: want Permanent and ErrConsumerNotRegistered", err)
 	}
 	want := `Maestro consumer "` + consumer + `" is not registered`
@@ -109,12 +109,12 @@ func TestUnregisteredConsumerIsWaitedFor(t *testing.T) {
 	consumer := "not-yet-" + suffix
 	start := time.Now()
 	_, err := b.Apply(ctx, work(t, consumer, "w", 1))
-	if events.IsPermanent(err) || !errors.Is(err, remote.ErrConsumerNotRegistered) || !strings.Contains(err.Error(), remote.EnvConsumerWait) {
+	if failure.IsPermanent(err) || !errors.Is(err, remote.ErrConsumerNotRegistered) || !strings.Contains(err.Error(), remote.EnvConsumerWait) {
 		t.Fatalf("first apply: %v, want a transient ErrConsumerNotRegistered naming %s", err, remote.EnvConsumerWait)
 	}
 	for {
 		_, err = b.Apply(ctx, work(t, consumer, "w", 1))
-		if events.IsPermanent(err) {
+		if failure.IsPermanent(err) {
 			break
 		}
 		if !errors.Is(err, remote.ErrConsumerNotRegistered) || time.Since(start) > 10*wait {
@@ -131,7 +131,7 @@ func TestInvalidConsumerNameIsPermanent(t *testing.T) {
 	env := maestrotest.Require(t)
 	b := newBackend(t, env, "invalid-"+randomSuffix(t), nil)
 	_, err := b.Apply(context.Background(), work(t, "Bad'Name", "w", 1))
-	if !events.IsPermanent(err) || !strings.Contains(err.Error(), `"Bad'Name"`) {
+	if !failure.IsPermanent(err) || !strings.Contains(err.Error(), `"Bad'Name"`) {
 		t.Fatalf("error %v: want Permanent naming the consumer", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestUnreachableMaestro(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s succeeded against a closed port", op)
 		}
-		if events.IsPermanent(err) {
+		if failure.IsPermanent(err) {
 			t.Errorf("%s: %v is Permanent; an unreachable server is worth retrying", op, err)
 		}
 		for _, want := range []string{"Maestro is unreachable", grpcAddr, httpAddr, "connection refused"} {
@@ -192,7 +192,7 @@ func TestUnreachableMaestroHonoursContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := b.Apply(ctx, work(t, "cluster-a", "w", 1))
-	if err == nil || events.IsPermanent(err) {
+	if err == nil || failure.IsPermanent(err) {
 		t.Fatalf("Apply: %v, want a transient error", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -266,7 +266,7 @@ func TestUnreachableGRPC(t *testing.T) {
 	start := time.Now()
 	_, err = b.Apply(ctx, work(t, consumer, "w", 1))
 	took := time.Since(start)
-	if err == nil || events.IsPermanent(err) {
+	if err == nil || failure.IsPermanent(err) {
 		t.Fatalf("Apply: %v, want a transient error", err)
 	}
 	for _, want := range []string{"Maestro is unreachable", grpcAddr} {

@@ -18,7 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // The errors below are shaped like the ones the OCM source client and the
@@ -43,16 +43,16 @@ func TestUnreachableClassification(t *testing.T) {
 		{"gRPC Unavailable", status.Error(codes.Unavailable, "connection refused"), true},
 		{"gRPC Unavailable flattened", publish("rpc error: code = Unavailable desc = error reading from server: EOF"), true},
 		{"REST 503", publish("503 Service Unavailable"), true},
-		{"wrapped transient", events.Transient(fmt.Errorf("x: %w", dial)), true},
+		{"wrapped transient", failure.Transient(fmt.Errorf("x: %w", dial)), true},
 
 		{"nil", nil, false},
 		{"version conflict", publish("failed to update resource: the resource version is not the latest"), false},
 		{"manifest set refused", publish("the new manifest bundle in the resource is invalid"), false},
 		{"not found", apierrors.NewNotFound(gr, "w"), false},
 		{"already exists", apierrors.NewAlreadyExists(gr, "w"), false},
-		{"permanent mentioning EOF", events.Permanentf("manifest 0: not a Kubernetes object: unexpected EOF"), false},
+		{"permanent mentioning EOF", failure.Permanentf("manifest 0: not a Kubernetes object: unexpected EOF"), false},
 		{"cancelled", fmt.Errorf("x: %w", context.Canceled), false},
-		{"inner deadline", events.Transient(fmt.Errorf("work a/b is still being deleted after 1m0s: %w", context.DeadlineExceeded)), false},
+		{"inner deadline", failure.Transient(fmt.Errorf("work a/b is still being deleted after 1m0s: %w", context.DeadlineExceeded)), false},
 		{"gRPC refusal", status.Error(codes.PermissionDenied, "no"), false},
 	} {
 		if got := unreachable(tc.err); got != tc.want {

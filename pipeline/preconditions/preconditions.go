@@ -21,8 +21,8 @@ import (
 	"github.com/google/cel-go/common/types"
 	"sigs.k8s.io/yaml"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // The variables an expression sees.
@@ -203,10 +203,10 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Precondition, error) {
 	vars := map[string]any{VarAdapter: map[string]any{"name": in.AdapterName, "type": in.AdapterType}}
 	var err error
 	if vars[VarResource], err = objectOf(in.Resource); err != nil {
-		return nil, events.Permanent(fmt.Errorf("preconditions: resource: %w", err))
+		return nil, failure.Permanent(fmt.Errorf("preconditions: resource: %w", err))
 	}
 	if vars[VarCluster], err = objectOf(cluster); err != nil {
-		return nil, events.Permanent(fmt.Errorf("preconditions: cluster: %w", err))
+		return nil, failure.Permanent(fmt.Errorf("preconditions: cluster: %w", err))
 	}
 	// Read only what some expression names, once per event.
 	reads := map[string]*hyperfleet.Resource{VarStatuses: in.Resource, VarClusterStatuses: cluster}
@@ -216,7 +216,7 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Precondition, error) {
 			continue
 		}
 		if in.Statuses == nil {
-			return nil, events.Permanentf("preconditions: %s needs the adapters' status reports, but no HyperFleet API is configured (set HYPERFLEET_API_URL or --api-dir)", name)
+			return nil, failure.Permanentf("preconditions: %s needs the adapters' status reports, but no HyperFleet API is configured (set HYPERFLEET_API_URL or --api-dir)", name)
 		}
 		items, err := in.Statuses.GetStatuses(ctx, reads[name].Href)
 		if err != nil {
@@ -229,7 +229,7 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Precondition, error) {
 		for _, raw := range items {
 			v, err := decodeJSON(raw)
 			if err != nil {
-				return nil, events.Permanent(fmt.Errorf("preconditions: %s of %s: %w", name, reads[name].Href, err))
+				return nil, failure.Permanent(fmt.Errorf("preconditions: %s of %s: %w", name, reads[name].Href, err))
 			}
 			list = append(list, v)
 		}
@@ -243,11 +243,11 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Precondition, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, events.Permanent(fmt.Errorf("%s failed: %s", c.Precondition, oneLine(err.Error())))
+			return nil, failure.Permanent(fmt.Errorf("%s failed: %s", c.Precondition, oneLine(err.Error())))
 		}
 		held, ok := out.Value().(bool)
 		if !ok {
-			return nil, events.Permanentf("%s gave %s, want a bool", c.Precondition, out.Type().TypeName())
+			return nil, failure.Permanentf("%s gave %s, want a bool", c.Precondition, out.Type().TypeName())
 		}
 		if !held {
 			unmet = append(unmet, c.Precondition)

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func sample(t testing.TB, name string) *hyperfleet.Resource {
@@ -158,13 +158,13 @@ func TestEvaluateErrors(t *testing.T) {
 	// A run-time error is permanent and names the expression.
 	s := mustCompile(t, Precondition{Name: "missing-key", Expression: `resource.spec.nope == "x"`})
 	_, err := s.Evaluate(ctx, Input{Resource: cluster})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "missing-key") || !strings.Contains(err.Error(), "no such key") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "missing-key") || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("err = %v, want a permanent error naming missing-key", err)
 	}
 
 	// A dyn result that is no bool, likewise.
 	s = mustCompile(t, Precondition{Name: "dyn", Expression: `resource.spec.dns.baseDomain`})
-	if _, err := s.Evaluate(ctx, Input{Resource: cluster}); err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "want a bool") {
+	if _, err := s.Evaluate(ctx, Input{Resource: cluster}); err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "want a bool") {
 		t.Fatalf("err = %v, want a permanent error: not a bool", err)
 	}
 
@@ -172,11 +172,11 @@ func TestEvaluateErrors(t *testing.T) {
 	s = mustCompile(t, Precondition{Name: "st", Expression: `size(statuses) > 0`})
 	boom := errors.New("HTTP 503")
 	_, err = s.Evaluate(ctx, Input{Resource: cluster, Statuses: &fakeStatuses{err: boom}})
-	if !errors.Is(err, boom) || events.IsPermanent(err) {
+	if !errors.Is(err, boom) || failure.IsPermanent(err) {
 		t.Fatalf("err = %v, want the transient read error", err)
 	}
 	_, err = s.Evaluate(ctx, Input{Resource: cluster})
-	if err == nil || !events.IsPermanent(err) || !strings.Contains(err.Error(), "HYPERFLEET_API_URL") {
+	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "HYPERFLEET_API_URL") {
 		t.Fatalf("no reader: err = %v, want a permanent error saying what to set", err)
 	}
 }
