@@ -16,8 +16,8 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
@@ -164,7 +164,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	var lastErr error
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
-			if err := retry.Sleep(ctx, retry.Delay(c.cfg.BaseDelay, c.cfg.MaxDelay, attempt-1)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Delay(c.cfg.BaseDelay, c.cfg.MaxDelay, attempt-1)); err != nil {
 				return 0, failure.Transient(fmt.Errorf("%s %s: %w (last error: %v)", method, path, err, lastErr))
 			}
 		}

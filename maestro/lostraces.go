@@ -10,8 +10,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // ApplyRetryDefaults fills in the zero retry options of a guarded Apply
@@ -63,7 +63,7 @@ func (r *LostRaces) Again(ctx context.Context, why string, cause error) error {
 			r.Consumer, r.Name, why, r.lost, cause))
 	}
 	r.Log.DebugContext(ctx, "applying work: retrying", "reason", why, "attempt", r.lost, "error", cause)
-	if err := sleep(ctx, retry.Delay(r.Initial, r.Max, r.lost)); err != nil {
+	if err := sleep(ctx, backoff.Delay(r.Initial, r.Max, r.lost)); err != nil {
 		return fmt.Errorf("applying work %s/%s: %w", r.Consumer, r.Name, err)
 	}
 	return nil

@@ -18,8 +18,8 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // What the OCM source client and Maestro say, copied rather than imported
@@ -280,5 +280,5 @@ func refusedCredentials(err error) bool {
 
 // sleep waits d between tries; a wait cut short by ctx is transient.
 func sleep(ctx context.Context, d time.Duration) error {
-	return failure.Transient(retry.Sleep(ctx, d))
+	return failure.Transient(backoff.Sleep(ctx, d))
 }

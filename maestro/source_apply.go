@@ -17,8 +17,8 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Apply implements Delivery.
@@ -224,7 +224,7 @@ func (d *SourceDelivery) waitGone(ctx context.Context, ns, name string) error {
 		if err != nil && ctx.Err() == nil {
 			return classify(fmt.Errorf("waiting for work %s/%s to be deleted: %w", ns, name, err))
 		}
-		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
+		if err := sleep(ctx, backoff.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
 			return failure.Transient(fmt.Errorf("work %s/%s is still being deleted after %s (is its agent running?): %w",
 				ns, name, d.opts.DeleteWait, err))
 		}

@@ -16,8 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // errLostRace marks an orphaning step that another writer overtook (the
@@ -95,7 +95,7 @@ func (d *SourceDelivery) waitAgentApplied(ctx context.Context, ns, name string, 
 		case err == nil && appliedAt(w, gen):
 			return nil
 		}
-		if err := sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
+		if err := sleep(ctx, backoff.Delay(d.opts.RetryInitial, d.opts.RetryMax, i)); err != nil {
 			return failure.Transient(fmt.Errorf("the agent has not applied the delete option orphaning the resources of work %s/%s "+
 				"within %s (is its agent running?); not deleting the work, which would delete them: %w", ns, name, d.opts.DeleteWait, err))
 		}

@@ -14,8 +14,8 @@ import (
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // openWatchTimeout bounds opening the watch, which lists every work.
@@ -88,7 +88,7 @@ func (d *SourceDelivery) pump(w watch.Interface) {
 		}
 		d.log.Warn("work watch ended; reopening it")
 		for {
-			if sleep(d.ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)) != nil {
+			if sleep(d.ctx, backoff.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)) != nil {
 				return
 			}
 			var err error

@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Tracker is the one reader of a Delivery's Watch. It hands each status
@@ -72,7 +72,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 			failures++
 			t.log.Warn("tracking work status: watch failed; retrying", "error", err, "attempt", failures)
-			if sleep(ctx, retry.Delay(initial, limit, failures)) != nil {
+			if sleep(ctx, backoff.Delay(initial, limit, failures)) != nil {
 				return nil
 			}
 			continue

@@ -79,7 +79,7 @@ func TestRemoteRetryBackoffFreesTheSlot(t *testing.T) {
 		cfg: func(c *Config) {
 			c.Concurrency = 1
 			c.MaxAttempts = 3
-			// retry.Delay jitters into [d/2, d]: the retry comes 8-16 s
+			// backoff.Delay jitters into [d/2, d]: the retry comes 8-16 s
 			// after the failure, far longer than three healthy events take.
 			c.RetryBaseDelay, c.RetryMaxDelay = 16*time.Second, 16*time.Second
 		},

@@ -16,9 +16,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // job is one event to handle, plus older events for the same resource that
@@ -241,7 +241,7 @@ func (p *Pipeline) try(ctx context.Context, j *job) (r result, retryIn time.Dura
 		p.observer.Handled(Failed, p.now().Sub(j.start))
 		return result{outcome: Failed, err: err, attempts: j.attempt}, done
 	}
-	delay := retry.Delay(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, j.attempt)
+	delay := backoff.Delay(p.cfg.RetryBaseDelay, p.cfg.RetryMaxDelay, j.attempt)
 	log.WarnContext(ctx, "transient failure, retrying", "attempt", j.attempt, "max_attempts", p.cfg.MaxAttempts, "retry_in", delay, "err", err)
 	p.observer.Retried()
 	return result{outcome: Requeued, err: err, attempts: j.attempt}, delay

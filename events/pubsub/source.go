@@ -14,9 +14,9 @@ import (
 	"unicode/utf8"
 
 	gpubsub "cloud.google.com/go/pubsub/v2"
-	"github.com/cenkalti/backoff/v5"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
@@ -163,10 +163,7 @@ func (s *Source) Ready() error {
 // errors itself).
 func (s *Source) run() {
 	defer close(s.stopped)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = s.cfg.ReceiveRetryInitial
-	b.MaxInterval = s.cfg.ReceiveRetryMax
-	for {
+	for failures := 1; ; failures++ {
 		err := s.sub.Receive(s.ctx, s.handle)
 		if s.ctx.Err() != nil {
 			return
@@ -175,11 +172,9 @@ func (s *Source) run() {
 			err = errors.New("Receive returned without an error")
 		}
 		s.receiveErr.Store(&err)
-		wait := b.NextBackOff()
+		wait := backoff.Delay(s.cfg.ReceiveRetryInitial, s.cfg.ReceiveRetryMax, failures)
 		s.log.Error("pubsub: receiving stopped; retrying", "error", err, "retry_in", wait)
-		select {
-		case <-time.After(wait):
-		case <-s.ctx.Done():
+		if backoff.Sleep(s.ctx, wait) != nil {
 			return
 		}
 	}

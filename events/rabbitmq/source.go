@@ -10,10 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
@@ -113,32 +113,26 @@ func (s *Source) Ready() error {
 // reconnection) every error is retried, since giving up would leave the
 // adapter silently idle.
 func (s *Source) connect(ctx context.Context, initial bool) (*session, <-chan amqp.Delivery, error) {
-	type opened struct {
-		sess       *session
-		deliveries <-chan amqp.Delivery
-	}
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = s.cfg.ReconnectInitial
-	b.MaxInterval = s.cfg.ReconnectMax
-	o, err := backoff.Retry(ctx, func() (opened, error) {
+	for attempt := 1; ; attempt++ {
 		sess, deliveries, err := s.open(ctx)
-		if err != nil {
-			s.lastErr.Store(&err)
-			if initial && failure.IsPermanent(err) {
-				return opened{}, backoff.Permanent(err)
-			}
-			return opened{}, err
+		if err == nil {
+			s.current.Store(sess)
+			s.sessions.Add(1)
+			return sess, deliveries, nil
 		}
-		return opened{sess, deliveries}, nil
-	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, next time.Duration) {
-		s.log.Warn("rabbitmq: connection attempt failed", "error", err, "retry_in", next)
-	}))
-	if err != nil {
-		return nil, nil, err
+		s.lastErr.Store(&err)
+		if initial && failure.IsPermanent(err) {
+			return nil, nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, nil, context.Cause(ctx)
+		}
+		wait := backoff.Delay(s.cfg.ReconnectInitial, s.cfg.ReconnectMax, attempt)
+		s.log.Warn("rabbitmq: connection attempt failed", "error", err, "retry_in", wait)
+		if backoff.Sleep(ctx, wait) != nil {
+			return nil, nil, context.Cause(ctx)
+		}
 	}
-	s.current.Store(o.sess)
-	s.sessions.Add(1)
-	return o.sess, o.deliveries, nil
 }
 
 // open dials, declares and starts consuming: one session.

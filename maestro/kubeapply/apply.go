@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // errLostRace is a write refused because another writer changed what was
@@ -208,7 +208,7 @@ func (d *Delivery) waitGone(ctx context.Context, recName string) error {
 		if time.Now().After(deadline) {
 			return failure.Transient(fmt.Errorf("work record %s is still being deleted after %s", recName, d.opts.DeleteWait))
 		}
-		if err := retry.Sleep(ctx, retry.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Delay(d.opts.RetryInitial, d.opts.RetryMax, n)); err != nil {
 			return failure.Transient(err)
 		}
 	}

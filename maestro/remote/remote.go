@@ -34,9 +34,9 @@ import (
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
-	"github.com/openshift-hyperfleet/maestro-adapter/pipeline/retry"
 )
 
 // Backend is a maestro.Delivery on a real Maestro server. Create one per
@@ -323,7 +323,7 @@ func (b *Backend) whileUnreachable(ctx context.Context, what string, f func() er
 		// The last try comes at the end of UnavailableTimeout, not one
 		// backoff before it: the caller was promised that much patience.
 		remaining := b.opts.UnavailableTimeout - time.Since(start)
-		wait := min(retry.Delay(100*time.Millisecond, 2*time.Second, n), max(remaining, 0))
+		wait := min(backoff.Delay(100*time.Millisecond, 2*time.Second, n), max(remaining, 0))
 		if remaining <= 0 {
 			// The caller names the operation; err names the work.
 			return failure.Transient(fmt.Errorf("%w (gRPC %s, REST %s; tried for %s): %w", ErrUnreachable,
