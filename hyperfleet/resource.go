@@ -1,5 +1,10 @@
-// Package hyperfleet speaks to the HyperFleet API: it reads the resources the
-// adapter reconciles and carries the status reports the adapter writes back.
+// Package hyperfleet holds the HyperFleet API's domain types as the adapter
+// uses them: the resources it reconciles (Resource, read through a
+// ResourceReader) and the status reports it writes back (StatusReport,
+// StatusEnvelope), with the API's own rules for both. It speaks no HTTP
+// (hyperfleet/apiclient does), so events, handlers and the pipeline share
+// these types without importing a client; DirReader reads a directory laid
+// out like the API, for replays.
 //
 // The adapter is level-triggered: a Sentinel event only says "look at this
 // resource"; what to build comes from the resource as the API returns it.
@@ -12,6 +17,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 // Resource kinds Sentinel publishes by default. Other kinds may be registered.
@@ -84,12 +91,6 @@ func (r *Resource) Validate() error {
 // hard-deleted after every adapter reported Finalized.
 var ErrNotFound = errors.New("resource not found")
 
-// ErrAuthentication means the API refused the adapter's credentials (HTTP
-// 401 or 403). Such errors are transient: a rotated token is read from
-// HYPERFLEET_API_TOKEN_FILE on the next try, and the event's tries
-// (MAX_ATTEMPTS) bound how long a lasting refusal is retried.
-var ErrAuthentication = errors.New("the HyperFleet API refused the adapter's credentials (authentication)")
-
 // ResourceReader returns the current state of the resource at href (relative
 // API path as Sentinel sends it). It returns an error wrapping ErrNotFound
 // when the resource is gone. Implementations are safe for concurrent use.
@@ -125,4 +126,17 @@ func RelativePath(href string) (string, error) {
 		}
 	}
 	return p, nil
+}
+
+// ParseResource decodes and validates one resource in the API's JSON;
+// origin names where it came from in errors.
+func ParseResource(data []byte, origin string) (*Resource, error) {
+	var res Resource
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, failure.Permanent(fmt.Errorf("%s: not a HyperFleet resource: %w", origin, err))
+	}
+	if err := res.Validate(); err != nil {
+		return nil, failure.Permanent(fmt.Errorf("%s: %w", origin, err))
+	}
+	return &res, nil
 }

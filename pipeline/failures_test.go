@@ -1,7 +1,7 @@
 package pipeline
 
 // Failure classes through the real clients: the HyperFleet API client and
-// its status sink (hyperfleet.Client, hyperfleet.APISink) against an
+// its status sink (apiclient.Client, apiclient.StatusSink) against an
 // httptest stand-in for the API, and the Maestro backend (maestro/remote)
 // against the local Maestro server. The stand-in is there because the
 // HyperFleet API cannot run on this machine (it needs its own services and
@@ -23,6 +23,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet/apiclient"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -85,7 +86,7 @@ func (a *apiStandIn) requests() []string {
 
 // newAPIClient starts the stand-in and a real client for it reading its
 // token from a file holding token.
-func newAPIClient(t *testing.T, api *apiStandIn, token string) (*hyperfleet.Client, string) {
+func newAPIClient(t *testing.T, api *apiStandIn, token string) (*apiclient.Client, string) {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -93,7 +94,7 @@ func newAPIClient(t *testing.T, api *apiStandIn, token string) (*hyperfleet.Clie
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: srv.URL, TokenFile: tokenFile, Insecure: true, // the stand-in serves http
+	c, err := apiclient.New(apiclient.Config{BaseURL: srv.URL, TokenFile: tokenFile, Insecure: true, // the stand-in serves http
 		Timeout: 5 * time.Second, MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func TestAPITokenRefusedThenAccepted(t *testing.T) {
 		}
 		capture := &captureSink{}
 		h := newHarness(t, harnessOpts{adapterType: "namespace", reader: client, cfg: func(c *Config) { c.MaxAttempts = 3 }})
-		h.p.sink = events.MultiSink{capture, hyperfleet.NewAPISink(client)}
+		h.p.sink = events.MultiSink{capture, apiclient.NewStatusSink(client)}
 		src := h.run(t, []*events.Message{sentinelClusterEvent(t)})
 		if o := src.Outcomes(); len(o) != 1 || o[0].Settlement != "ack" {
 			t.Fatalf("outcomes %+v, want one ack", o)
@@ -175,7 +176,7 @@ func TestStatusPut404IsGone(t *testing.T) {
 	api.putStatus.Store(http.StatusNotFound)
 	client, _ := newAPIClient(t, api, "t")
 	h := newHarness(t, harnessOpts{adapterType: "namespace", reader: client})
-	sink := hyperfleet.NewAPISink(client)
+	sink := apiclient.NewStatusSink(client)
 	h.p.sink = sink
 	src := h.run(t, []*events.Message{sentinelClusterEvent(t)})
 	if o := src.Outcomes(); len(o) != 1 || o[0].Settlement != "ack" {

@@ -14,7 +14,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/pubsub"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/rabbitmq"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
-	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet/apiclient"
 )
 
 // sourcePlan is SOURCE checked without opening a connection: the
@@ -166,12 +166,12 @@ func statusSinks(cfg Config, publisher events.StatusSink, stdout io.Writer, log 
 		sinks = append(sinks, publisher)
 	}
 	if cfg.APIURL != "" && cfg.StatusToAPI {
-		client, err := hyperfleet.NewClient(hyperfleet.ClientConfig{BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure,
+		client, err := apiclient.New(apiclient.Config{BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure,
 			Timeout: cfg.APITimeout, MaxAttempts: cfg.APIMaxAttempts, Logger: log})
 		if err != nil {
 			return nil, nil, err
 		}
-		sinks = append(sinks, hyperfleet.NewAPISink(client))
+		sinks = append(sinks, apiclient.NewStatusSink(client))
 	}
 	if cfg.StatusOut != "" {
 		out, closeOut, err := openStatusOut(cfg.StatusOut, stdout)

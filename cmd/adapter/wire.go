@@ -22,6 +22,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet/apiclient"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/lifecycle"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
@@ -358,7 +359,7 @@ func planKubeDelivery(cfg Config, log *slog.Logger) (*kubePlan, error) {
 func resourceReader(cfg Config, log *slog.Logger) (hyperfleet.ResourceReader, error) {
 	switch {
 	case cfg.APIURL != "":
-		return hyperfleet.NewClient(hyperfleet.ClientConfig{
+		return apiclient.New(apiclient.Config{
 			BaseURL: cfg.APIURL, TokenFile: cfg.APITokenFile, Insecure: cfg.APIInsecure, Timeout: cfg.APITimeout,
 			MaxAttempts: cfg.APIMaxAttempts, Logger: log,
 		})

@@ -1,4 +1,4 @@
-package hyperfleet
+package apiclient
 
 import (
 	"context"
@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 func readSample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "contracts", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "contracts", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func newTestClient(t *testing.T, h http.Handler, token string) *Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	cfg := ClientConfig{BaseURL: srv.URL, MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, Timeout: 5 * time.Second}
+	cfg := Config{BaseURL: srv.URL, MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, Timeout: 5 * time.Second}
 	if token != "" {
 		f := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(f, []byte(token+"\n"), 0o600); err != nil {
@@ -38,7 +39,7 @@ func newTestClient(t *testing.T, h http.Handler, token string) *Client {
 		cfg.TokenFile = f
 		cfg.Insecure = true // httptest serves http; the refusal without it is TestTokenOverHTTPNeedsOptIn
 	}
-	c, err := NewClient(cfg)
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestGetResourceErrors(t *testing.T) {
 	ctx := context.Background()
 
 	status.Store(http.StatusNotFound)
-	if _, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.GetResource(ctx, "/api/hyperfleet/v1/clusters/x"); !errors.Is(err, hyperfleet.ErrNotFound) {
 		t.Fatalf("404: %v", err)
 	}
 	for _, code := range []int32{http.StatusUnauthorized, http.StatusForbidden} {
@@ -106,7 +107,7 @@ func TestGetResourceErrors(t *testing.T) {
 }
 
 func TestPutStatus(t *testing.T) {
-	var got StatusReport
+	var got hyperfleet.StatusReport
 	var status atomic.Int32
 	status.Store(http.StatusCreated)
 	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,8 +120,8 @@ func TestPutStatus(t *testing.T) {
 		}
 		w.WriteHeader(int(status.Load()))
 	}), "")
-	rep := StatusReport{Adapter: "a", ObservedGeneration: 2, ObservedTime: time.Now().UTC(),
-		Conditions: []Condition{{Type: ConditionApplied, Status: True}}}
+	rep := hyperfleet.StatusReport{Adapter: "a", ObservedGeneration: 2, ObservedTime: time.Now().UTC(),
+		Conditions: []hyperfleet.Condition{{Type: hyperfleet.ConditionApplied, Status: hyperfleet.True}}}
 	for _, s := range []int{http.StatusCreated, http.StatusNoContent} {
 		status.Store(int32(s))
 		code, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep)
@@ -136,44 +137,8 @@ func TestPutStatus(t *testing.T) {
 		t.Fatalf("400 must be a permanent error: %v", err)
 	}
 	status.Store(http.StatusNotFound)
-	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); !errors.Is(err, ErrNotFound) {
+	if _, err := c.PutStatus(context.Background(), "/api/hyperfleet/v1/clusters/c1", rep); !errors.Is(err, hyperfleet.ErrNotFound) {
 		t.Fatalf("404 must wrap ErrNotFound (the resource is gone): %v", err)
-	}
-}
-
-func TestRelativePath(t *testing.T) {
-	good := map[string]string{
-		"/api/hyperfleet/v1/clusters/a":              "clusters/a",
-		"/api/hyperfleet/v1/clusters/a/nodepools/b/": "clusters/a/nodepools/b",
-		"https://api.hyperfleet.com/v1/clusters/a":   "clusters/a",
-	}
-	for in, want := range good {
-		if got, err := RelativePath(in); err != nil || got != want {
-			t.Errorf("%s: %q %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "/api/hyperfleet/v1/", "/api/hyperfleet/v1/clusters/../../etc", "https://host"} {
-		if _, err := RelativePath(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
-func TestDirReader(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "clusters"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "clusters", "019466a0-8f8e-7abc-9def-0123456789ab.json"), readSample(t, "cluster-get-response.json"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := DirReader{Dir: dir}
-	res, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab")
-	if err != nil || res.Name != "hp-cluster-abc12" {
-		t.Fatalf("%+v %v", res, err)
-	}
-	if _, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/missing"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing: %v", err)
 	}
 }
 
@@ -182,7 +147,7 @@ func TestTokenOverHTTPNeedsOptIn(t *testing.T) {
 	if err := os.WriteFile(token, []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := ClientConfig{BaseURL: "http://hyperfleet-api:8000", TokenFile: token, MaxAttempts: 1, Timeout: time.Second}
+	cfg := Config{BaseURL: "http://hyperfleet-api:8000", TokenFile: token, MaxAttempts: 1, Timeout: time.Second}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("a token over http was accepted")

@@ -1,4 +1,10 @@
-package hyperfleet
+// Package apiclient speaks to the HyperFleet API over HTTP: Client reads a
+// resource and its adapters' status reports and writes the adapter's own
+// (PUT .../statuses), retrying 5xx, 408, 429 and network errors with
+// jittered backoff; StatusSink is the events.StatusSink that forwards each
+// status CloudEvent's report through it. What it reads and writes are
+// package hyperfleet's types.
+package apiclient
 
 import (
 	"bytes"
@@ -16,13 +22,14 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/redact"
 )
 
-// ClientConfig configures the HyperFleet API client.
-type ClientConfig struct {
+// Config configures the HyperFleet API client.
+type Config struct {
 	// BaseURL is the API's address, e.g. https://hyperfleet-api:8000. Hrefs
 	// are resolved against it.
 	BaseURL string
@@ -45,7 +52,7 @@ type ClientConfig struct {
 }
 
 // Validate names the first bad setting.
-func (c *ClientConfig) Validate() error {
+func (c *Config) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("HYPERFLEET_API_URL: %q is not an http(s) URL", redact.URL(c.BaseURL))
@@ -73,14 +80,14 @@ func (c *ClientConfig) Validate() error {
 
 // Client reads resources from the HyperFleet API and writes status reports.
 type Client struct {
-	cfg  ClientConfig
+	cfg  Config
 	base *url.URL
 	http *http.Client
 	log  *slog.Logger
 }
 
-// NewClient validates cfg and builds a client (once per process).
-func NewClient(cfg ClientConfig) (*Client, error) {
+// New validates cfg and builds a client (once per process).
+func New(cfg Config) (*Client, error) {
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 5
 	}
@@ -108,21 +115,21 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return &Client{cfg: cfg, base: base, http: hc, log: log}, nil
 }
 
-var _ ResourceReader = (*Client)(nil)
+var _ hyperfleet.ResourceReader = (*Client)(nil)
 
-// GetResource implements ResourceReader with GET {base}/api/hyperfleet/v1/{path}.
-func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error) {
-	rel, err := RelativePath(href)
+// GetResource implements hyperfleet.ResourceReader with GET {base}/api/hyperfleet/v1/{path}.
+func (c *Client) GetResource(ctx context.Context, href string) (*hyperfleet.Resource, error) {
+	rel, err := hyperfleet.RelativePath(href)
 	if err != nil {
 		return nil, failure.Permanent(err)
 	}
-	var res Resource
-	status, err := c.do(ctx, http.MethodGet, APIPrefix+rel, nil, &res)
+	var res hyperfleet.Resource
+	status, err := c.do(ctx, http.MethodGet, hyperfleet.APIPrefix+rel, nil, &res)
 	if err != nil {
 		return nil, err
 	}
 	if status == http.StatusNotFound {
-		return nil, fmt.Errorf("GET %s: %w", href, ErrNotFound)
+		return nil, fmt.Errorf("GET %s: %w", href, hyperfleet.ErrNotFound)
 	}
 	if err := res.Validate(); err != nil {
 		return nil, failure.Permanent(fmt.Errorf("GET %s: %w", href, err))
@@ -134,8 +141,8 @@ func (c *Client) GetResource(ctx context.Context, href string) (*Resource, error
 // (PUT {href}/statuses; POST answers 405 since 2026). 201 and 204 (stale
 // or repeated report, discarded by the API) are both success; 404 is an
 // error wrapping ErrNotFound.
-func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport) (int, error) {
-	rel, err := RelativePath(href)
+func (c *Client) PutStatus(ctx context.Context, href string, report hyperfleet.StatusReport) (int, error) {
+	rel, err := hyperfleet.RelativePath(href)
 	if err != nil {
 		return 0, failure.Permanent(err)
 	}
@@ -143,14 +150,14 @@ func (c *Client) PutStatus(ctx context.Context, href string, report StatusReport
 	if err != nil {
 		return 0, failure.Permanent(fmt.Errorf("encode status report: %w", err))
 	}
-	status, err := c.do(ctx, http.MethodPut, APIPrefix+rel+"/statuses", body, nil)
+	status, err := c.do(ctx, http.MethodPut, hyperfleet.APIPrefix+rel+"/statuses", body, nil)
 	if err != nil {
 		return status, err
 	}
 	if status == http.StatusNotFound {
 		// The resource was deleted meanwhile: there is nothing left to
 		// report on. The pipeline takes this as the resource being gone.
-		return status, failure.Permanent(fmt.Errorf("PUT %s/statuses: %w", href, ErrNotFound))
+		return status, failure.Permanent(fmt.Errorf("PUT %s/statuses: %w", href, hyperfleet.ErrNotFound))
 	}
 	return status, nil
 }
@@ -253,39 +260,8 @@ func snippet(b []byte) string {
 	return s
 }
 
-// DirReader reads resources from a directory laid out like the API:
-// DIR/<href without the /api/hyperfleet/v1/ prefix>.json, in the API's own
-// JSON. It backs local replays (--api-dir).
-type DirReader struct{ Dir string }
-
-var _ ResourceReader = DirReader{}
-
-// GetResource implements ResourceReader.
-func (d DirReader) GetResource(_ context.Context, href string) (*Resource, error) {
-	rel, err := RelativePath(href)
-	if err != nil {
-		return nil, failure.Permanent(err)
-	}
-	file := d.Dir + "/" + rel + ".json"
-	data, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", file, ErrNotFound)
-	}
-	if err != nil {
-		return nil, failure.Permanent(err)
-	}
-	return ParseResource(data, file)
-}
-
-// ParseResource decodes and validates one resource in the API's JSON;
-// origin names where it came from in errors.
-func ParseResource(data []byte, origin string) (*Resource, error) {
-	var res Resource
-	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, failure.Permanent(fmt.Errorf("%s: not a HyperFleet resource: %w", origin, err))
-	}
-	if err := res.Validate(); err != nil {
-		return nil, failure.Permanent(fmt.Errorf("%s: %w", origin, err))
-	}
-	return &res, nil
-}
+// ErrAuthentication means the API refused the adapter's credentials (HTTP
+// 401 or 403). Such errors are transient: a rotated token is read from
+// HYPERFLEET_API_TOKEN_FILE on the next try, and the event's tries
+// (MAX_ATTEMPTS) bound how long a lasting refusal is retried.
+var ErrAuthentication = errors.New("the HyperFleet API refused the adapter's credentials (authentication)")

@@ -1,4 +1,4 @@
-package hyperfleet
+package apiclient
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 )
 
 // headerRecorder keeps the traceparent header of each request and passes
@@ -29,8 +31,8 @@ func (h *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestAPISinkSendsTraceParent(t *testing.T) {
 	api := &apiStandIn{current: 2, stored: map[string]int64{}, lastBody: map[string][]byte{}}
 	rec := &headerRecorder{next: api}
-	sink := NewAPISink(newTestClient(t, rec, ""))
-	all := []string{ConditionApplied, ConditionAvailable, ConditionHealth}
+	sink := NewStatusSink(newTestClient(t, rec, ""))
+	all := []string{hyperfleet.ConditionApplied, hyperfleet.ConditionAvailable, hyperfleet.ConditionHealth}
 
 	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")

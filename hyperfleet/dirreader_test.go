@@ -2,71 +2,15 @@ package hyperfleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
 const clusterHref = "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab"
-
-// TestGetStatusesPagesAndRetries: the client follows the API's pages until
-// it has total reports, and retries a 503 within the call like GetResource.
-func TestGetStatusesPagesAndRetries(t *testing.T) {
-	var calls atomic.Int32
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != clusterHref+"/statuses" {
-			t.Errorf("path %s", r.URL.Path)
-		}
-		if calls.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-		if r.URL.Query().Get("size") != "100" {
-			t.Errorf("size %q, want 100", r.URL.Query().Get("size"))
-		}
-		// 150 reports: a first page of 100, a second of 50.
-		n := 100
-		if page == 2 {
-			n = 50
-		}
-		list := AdapterStatusList{Kind: "AdapterStatusList", Page: page, Size: n, Total: 150}
-		for i := range n {
-			list.Items = append(list.Items, json.RawMessage(fmt.Sprintf(`{"adapter":"a%d-%d","observed_generation":1}`, page, i)))
-		}
-		_ = json.NewEncoder(w).Encode(list)
-	}), "")
-	items, err := c.GetStatuses(context.Background(), clusterHref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(items) != 150 || calls.Load() != 3 {
-		t.Fatalf("%d items in %d calls, want 150 in 3 (one retried 503, two pages)", len(items), calls.Load())
-	}
-	var last struct{ Adapter string }
-	_ = json.Unmarshal(items[149], &last)
-	if last.Adapter != "a2-49" {
-		t.Fatalf("last item %s", items[149])
-	}
-}
-
-func TestGetStatusesNotFound(t *testing.T) {
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-	}), "")
-	_, err := c.GetStatuses(context.Background(), clusterHref)
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-}
 
 // TestDirReaderStatuses: API_DIR replays read DIR/<href>/statuses.json, in
 // the API's list form or as a bare array; no file is no report yet, unless
@@ -111,4 +55,31 @@ func TestDirReaderStatuses(t *testing.T) {
 	if _, err := d.GetStatuses(ctx, "/api/hyperfleet/v1/clusters/missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing resource: err = %v, want ErrNotFound", err)
 	}
+}
+
+func TestDirReader(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "clusters"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "clusters", "019466a0-8f8e-7abc-9def-0123456789ab.json"), readSample(t, "cluster-get-response.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := DirReader{Dir: dir}
+	res, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/019466a0-8f8e-7abc-9def-0123456789ab")
+	if err != nil || res.Name != "hp-cluster-abc12" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if _, err := r.GetResource(context.Background(), "/api/hyperfleet/v1/clusters/missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func readSample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "contracts", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,4 +1,4 @@
-package hyperfleet
+package apiclient
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
-// APISink sends the report inside each status CloudEvent to the HyperFleet
+// StatusSink sends the report inside each status CloudEvent to the HyperFleet
 // API (PUT {href}/statuses). It is an events.StatusSink: the adapter uses
 // it next to the broker publisher when HYPERFLEET_API_URL is set.
 //
@@ -21,19 +22,19 @@ import (
 // the resource being gone. 401 and 403 are transient (ErrAuthentication).
 // Other 4xx are permanent and counted in Rejected; 5xx, 408 and 429 are
 // retried by the client with jittered backoff, then transient.
-type APISink struct {
+type StatusSink struct {
 	client   *Client
 	rejected atomic.Int64
 	stored   atomic.Int64
 	ignored  atomic.Int64
 }
 
-// NewAPISink sends through client.
-func NewAPISink(client *Client) *APISink { return &APISink{client: client} }
+// NewStatusSink sends through client.
+func NewStatusSink(client *Client) *StatusSink { return &StatusSink{client: client} }
 
 // Publish implements events.StatusSink.
-func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
-	var env StatusEnvelope
+func (s *StatusSink) Publish(ctx context.Context, ev cloudevents.Event) error {
+	var env hyperfleet.StatusEnvelope
 	if err := ev.DataAs(&env); err != nil {
 		return failure.Permanent(fmt.Errorf("status event %s: data is not a status envelope: %w", ev.ID(), err))
 	}
@@ -46,7 +47,7 @@ func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 	}
 	code, err := s.client.PutStatus(ctx, env.Resource.Href, env.Report)
 	if err != nil {
-		if failure.IsPermanent(err) && !errors.Is(err, ErrNotFound) {
+		if failure.IsPermanent(err) && !errors.Is(err, hyperfleet.ErrNotFound) {
 			s.rejected.Add(1)
 		}
 		return err
@@ -61,6 +62,6 @@ func (s *APISink) Publish(ctx context.Context, ev cloudevents.Event) error {
 
 // Counts returns reports stored (201), ignored by the API (204) and
 // rejected (4xx other than 401, 403 and 404, or invalid before sending).
-func (s *APISink) Counts() (stored, ignored, rejected int64) {
+func (s *StatusSink) Counts() (stored, ignored, rejected int64) {
 	return s.stored.Load(), s.ignored.Load(), s.rejected.Load()
 }

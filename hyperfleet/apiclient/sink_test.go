@@ -1,4 +1,4 @@
-package hyperfleet
+package apiclient
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
 
@@ -59,12 +60,12 @@ func (a *apiStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"reason":"observed_generation must be an integer"}`, http.StatusBadRequest)
 		return
 	}
-	var rep StatusReport
+	var rep hyperfleet.StatusReport
 	if err := json.Unmarshal(body.Bytes(), &rep); err != nil {
 		http.Error(w, `{"reason":"bad report"}`, http.StatusBadRequest)
 		return
 	}
-	for _, t := range []string{ConditionApplied, ConditionAvailable, ConditionHealth} {
+	for _, t := range []string{hyperfleet.ConditionApplied, hyperfleet.ConditionAvailable, hyperfleet.ConditionHealth} {
 		if rep.Condition(t) == nil {
 			http.Error(w, `{"reason":"missing mandatory condition `+t+`"}`, http.StatusBadRequest)
 			return
@@ -79,7 +80,7 @@ func (a *apiStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if rep.Condition(ConditionAvailable).Status == Unknown && bytes.Equal(a.lastBody[key], body.Bytes()) {
+	if rep.Condition(hyperfleet.ConditionAvailable).Status == hyperfleet.Unknown && bytes.Equal(a.lastBody[key], body.Bytes()) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -88,23 +89,23 @@ func (a *apiStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-func statusEvent(t *testing.T, rep StatusReport) cloudevents.Event {
+func statusEvent(t *testing.T, rep hyperfleet.StatusReport) cloudevents.Event {
 	t.Helper()
 	ev := cloudevents.New()
 	ev.SetID("s1")
 	ev.SetType("com.redhat.hyperfleet.adapter.status")
 	ev.SetSource("hyperfleet-adapter/test")
-	if err := ev.SetData(cloudevents.ApplicationJSON, StatusEnvelope{
-		Resource: ObjectRef{Kind: "Cluster", ID: "c1", Href: "/api/hyperfleet/v1/clusters/c1"}, Report: rep}); err != nil {
+	if err := ev.SetData(cloudevents.ApplicationJSON, hyperfleet.StatusEnvelope{
+		Resource: hyperfleet.ObjectRef{Kind: "Cluster", ID: "c1", Href: "/api/hyperfleet/v1/clusters/c1"}, Report: rep}); err != nil {
 		t.Fatal(err)
 	}
 	return ev
 }
 
-func report(gen int64, conds ...string) StatusReport {
-	r := StatusReport{Adapter: "namespace", ObservedGeneration: gen, ObservedTime: time.Now().UTC()}
+func report(gen int64, conds ...string) hyperfleet.StatusReport {
+	r := hyperfleet.StatusReport{Adapter: "namespace", ObservedGeneration: gen, ObservedTime: time.Now().UTC()}
 	for _, c := range conds {
-		r.Conditions = append(r.Conditions, Condition{Type: c, Status: True, Reason: "Ok"})
+		r.Conditions = append(r.Conditions, hyperfleet.Condition{Type: c, Status: hyperfleet.True, Reason: "Ok"})
 	}
 	return r
 }
@@ -112,9 +113,9 @@ func report(gen int64, conds ...string) StatusReport {
 func TestAPISinkAgainstStandIn(t *testing.T) {
 	api := &apiStandIn{current: 2, stored: map[string]int64{}, lastBody: map[string][]byte{}, failUntil: 2}
 	c := newTestClient(t, api, "tok")
-	sink := NewAPISink(c)
+	sink := NewStatusSink(c)
 	ctx := context.Background()
-	all := []string{ConditionApplied, ConditionAvailable, ConditionHealth}
+	all := []string{hyperfleet.ConditionApplied, hyperfleet.ConditionAvailable, hyperfleet.ConditionHealth}
 
 	// Two 503s are retried; the third call stores the report.
 	if err := sink.Publish(ctx, statusEvent(t, report(2, all...))); err != nil {
@@ -125,7 +126,7 @@ func TestAPISinkAgainstStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A missing mandatory condition never leaves the adapter.
-	err := sink.Publish(ctx, statusEvent(t, report(2, ConditionApplied, ConditionAvailable)))
+	err := sink.Publish(ctx, statusEvent(t, report(2, hyperfleet.ConditionApplied, hyperfleet.ConditionAvailable)))
 	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "mandatory condition Health") {
 		t.Fatalf("missing Health: %v", err)
 	}
