@@ -20,7 +20,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // base is what every adapter type shares: identity, naming, placement.
@@ -104,12 +104,12 @@ func (b *base) prepare(t Target) (*workContext, error) {
 		return nil, err
 	}
 	labels := map[string]string{
-		maestro.LabelAdapter:      b.adapter,
-		maestro.LabelResourceKind: r.Kind,
-		maestro.LabelResourceID:   r.ID,
-		maestro.LabelClusterID:    cluster.ID,
+		workmeta.LabelAdapter:      b.adapter,
+		workmeta.LabelResourceKind: r.Kind,
+		workmeta.LabelResourceID:   r.ID,
+		workmeta.LabelClusterID:    cluster.ID,
 	}
-	for _, k := range []string{maestro.LabelResourceKind, maestro.LabelResourceID, maestro.LabelClusterID} {
+	for _, k := range []string{workmeta.LabelResourceKind, workmeta.LabelResourceID, workmeta.LabelClusterID} {
 		if problems := validation.IsValidLabelValue(labels[k]); len(problems) > 0 {
 			return nil, failure.Permanentf("adapter %s: %s %q cannot be the label %s: %s", b.adapter, strings.TrimPrefix(k, "hyperfleet.io/"), labels[k], k, strings.Join(problems, "; "))
 		}
@@ -266,7 +266,7 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 		if err != nil {
 			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
-		annotations, err := mergeStrings("metadata.annotations", md["annotations"], map[string]string{maestro.AnnotationGeneration: gen})
+		annotations, err := mergeStrings("metadata.annotations", md["annotations"], map[string]string{workmeta.AnnotationGeneration: gen})
 		if err != nil {
 			return nil, failure.Permanent(fmt.Errorf("adapter %s: %s: %w", b.adapter, from, err))
 		}
@@ -307,7 +307,7 @@ func (b *base) finish(wc *workContext, objs []object, origin []string) (*workv1.
 			Labels:    maps.Clone(wc.labels),
 			// The href lets a status change seen on Maestro's watch be traced
 			// back to the resource to report on (labels cannot hold slashes).
-			Annotations: map[string]string{maestro.AnnotationGeneration: gen, maestro.AnnotationResourceHref: wc.Resource.Href},
+			Annotations: map[string]string{workmeta.AnnotationGeneration: gen, workmeta.AnnotationResourceHref: wc.Resource.Href},
 		},
 		Spec: workv1.ManifestWorkSpec{
 			Workload: workv1.ManifestsTemplate{Manifests: manifests},

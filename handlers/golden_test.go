@@ -15,7 +15,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -165,18 +165,18 @@ func checkWorkInvariants(t *testing.T, works []*workv1.ManifestWork, tg handlers
 			t.Errorf("work namespace %q, want the consumer %q", w.Namespace, cluster.Name)
 		}
 		wantLabels := map[string]string{
-			maestro.LabelAdapter:      adapter,
-			maestro.LabelResourceKind: tg.Resource.Kind,
-			maestro.LabelResourceID:   tg.Resource.ID,
-			maestro.LabelClusterID:    cluster.ID,
+			workmeta.LabelAdapter:      adapter,
+			workmeta.LabelResourceKind: tg.Resource.Kind,
+			workmeta.LabelResourceID:   tg.Resource.ID,
+			workmeta.LabelClusterID:    cluster.ID,
 		}
 		for k, v := range wantLabels {
 			if w.Labels[k] != v {
 				t.Errorf("work label %s = %q, want %q", k, w.Labels[k], v)
 			}
 		}
-		if w.Annotations[maestro.AnnotationGeneration] != gen {
-			t.Errorf("work generation annotation %q, want %s", w.Annotations[maestro.AnnotationGeneration], gen)
+		if w.Annotations[workmeta.AnnotationGeneration] != gen {
+			t.Errorf("work generation annotation %q, want %s", w.Annotations[workmeta.AnnotationGeneration], gen)
 		}
 		if len(w.Spec.Workload.Manifests) == 0 {
 			t.Fatal("work has no manifests")
@@ -196,10 +196,10 @@ func checkWorkInvariants(t *testing.T, works []*workv1.ManifestWork, tg handlers
 			if err := json.Unmarshal(m.Raw, &obj); err != nil {
 				t.Fatalf("manifest %d: %v", i, err)
 			}
-			if obj.Metadata.Annotations[maestro.AnnotationGeneration] != gen {
-				t.Errorf("manifest %d (%s) generation annotation %q, want %s", i, obj.Kind, obj.Metadata.Annotations[maestro.AnnotationGeneration], gen)
+			if obj.Metadata.Annotations[workmeta.AnnotationGeneration] != gen {
+				t.Errorf("manifest %d (%s) generation annotation %q, want %s", i, obj.Kind, obj.Metadata.Annotations[workmeta.AnnotationGeneration], gen)
 			}
-			if obj.Metadata.Labels[maestro.LabelResourceID] != tg.Resource.ID {
+			if obj.Metadata.Labels[workmeta.LabelResourceID] != tg.Resource.ID {
 				t.Errorf("manifest %d (%s) lacks the resource-id label", i, obj.Kind)
 			}
 			mc := w.Spec.ManifestConfigs[i]

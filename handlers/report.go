@@ -16,7 +16,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // Reasons of the conditions Report derives. Where the agent gave a reason
@@ -119,7 +119,7 @@ func Report(adapterName string, t Target, deleting bool, observed []Observed, no
 	for _, o := range obs {
 		w := WorkReport{Name: o.Name, Consumer: o.Consumer, Exists: o.Work != nil}
 		where := describeWork(o.Name, o.Consumer)
-		failed := o.Err != nil && !errors.Is(o.Err, maestro.ErrStaleGeneration)
+		failed := o.Err != nil && !errors.Is(o.Err, workmeta.ErrStaleGeneration)
 		if failed {
 			w.Error = o.Err.Error()
 			health.add(hyperfleet.False, ReasonDeliveryFailed, where+": "+o.Err.Error())
@@ -342,7 +342,7 @@ func freshCondition(w *workv1.ManifestWork, condType string) *metav1.Condition {
 
 // workGeneration is the resource generation a work was built from.
 func workGeneration(w *workv1.ManifestWork) int64 {
-	g, _ := maestro.ResourceGeneration(w)
+	g, _ := workmeta.ResourceGeneration(w)
 	return g
 }
 

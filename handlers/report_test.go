@@ -20,6 +20,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -40,7 +41,7 @@ func stored(t *testing.T, name string, gen, version int64, conds ...metav1.Condi
 	w := must(newHandler(t, handlers.Config{Type: handlers.TypeNamespace}).Build(handlers.Target{Resource: loadResource(t, "cluster-gen1")}))[0]
 	w.Name = name
 	w.Generation = version
-	w.Annotations[maestro.AnnotationGeneration] = fmt.Sprint(gen)
+	w.Annotations[workmeta.AnnotationGeneration] = fmt.Sprint(gen)
 	w.Status.Conditions = conds
 	return handlers.Observed{Name: name, Consumer: w.Namespace, Work: w}
 }
@@ -179,7 +180,7 @@ func TestReport(t *testing.T) {
 			name: "newer generation already stored is not a failure", resource: "cluster-gen1",
 			observed: func(t *testing.T) []handlers.Observed {
 				o := stored(t, w1, 2, 2, allGood(2)...)
-				o.Err = fmt.Errorf("apply: %w", maestro.ErrStaleGeneration)
+				o.Err = fmt.Errorf("apply: %w", workmeta.ErrStaleGeneration)
 				return []handlers.Observed{o}
 			},
 			applied:   wantCond{"True", "ManifestWorksApplied", ""},

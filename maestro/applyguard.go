@@ -15,6 +15,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // CheckWork checks what every Delivery needs of a work to apply (a name, a
@@ -74,18 +75,18 @@ func CheckManifest(raw []byte) error {
 	return nil
 }
 
-// DesiredGeneration reads AnnotationGeneration of a work being applied: ok
+// DesiredGeneration reads workmeta.AnnotationGeneration of a work being applied: ok
 // is false when it carries none (Apply then writes it unguarded, last
 // writer wins); a value that is not a generation is a Permanent error.
 func DesiredGeneration(w *workv1.ManifestWork) (gen int64, ok bool, err error) {
-	v, ok := w.Annotations[AnnotationGeneration]
+	v, ok := w.Annotations[workmeta.AnnotationGeneration]
 	if !ok {
 		return 0, false, nil
 	}
 	gen, err = strconv.ParseInt(v, 10, 64)
 	if err != nil || gen < 0 {
 		return 0, false, failure.Permanentf("applying work %s/%s: annotation %s=%q is not a generation",
-			w.Namespace, w.Name, AnnotationGeneration, v)
+			w.Namespace, w.Name, workmeta.AnnotationGeneration, v)
 	}
 	return gen, true, nil
 }

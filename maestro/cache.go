@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/watch"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // workCache holds the works this process wrote or read, kept current by
@@ -23,7 +25,7 @@ import (
 // built on a stale entry carries a stale version and is refused; Apply then
 // forgets the entry and reads over REST (see forget). What makes it safe
 // for the generation guard is that generations only move forward: an entry
-// older than Maestro's work has an older AnnotationGeneration, so the guard
+// older than Maestro's work has an older workmeta.AnnotationGeneration, so the guard
 // can only let through a patch Maestro then refuses.
 //
 // An entry is created only by Apply (from a REST read or an own write), and
@@ -168,7 +170,7 @@ func (c *workCache) observe(ev WorkEvent) {
 // complete reports whether a watched work carries what Apply decides on:
 // its name, its manifests and the generation it was built from.
 func complete(w *workv1.ManifestWork) bool {
-	_, guarded := w.Annotations[AnnotationGeneration]
+	_, guarded := w.Annotations[workmeta.AnnotationGeneration]
 	return w.Namespace != "" && w.Name != "" && len(w.Spec.Workload.Manifests) > 0 && guarded
 }
 

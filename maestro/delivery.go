@@ -13,29 +13,6 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 )
 
-// Annotations and labels every work (and every manifest in it) carries.
-const (
-	// AnnotationGeneration is the generation of the HyperFleet resource the
-	// work was built from. Apply never replaces a work carrying a newer one:
-	// duplicates and out-of-order deliveries cannot move a work backwards.
-	AnnotationGeneration = "hyperfleet.io/generation"
-	// AnnotationResourceHref (works only) is the href of the resource the
-	// work was built for.
-	AnnotationResourceHref = "hyperfleet.io/resource-href"
-	// AnnotationStatusPending (works only) marks a work whose last status
-	// report said Unknown because the agent did not answer within
-	// STATUS_TIMEOUT; its value is the resource generation reported. It
-	// lives in Maestro, so it outlives the replica that wrote it: any
-	// replica that sees the marked work's status settle reports it (see
-	// pipeline.WatchStatus). The next Apply from an event, whose desired
-	// work does not carry it, removes it.
-	AnnotationStatusPending = "hyperfleet.io/status-pending"
-	LabelAdapter            = "hyperfleet.io/adapter"
-	LabelResourceKind       = "hyperfleet.io/resource-kind"
-	LabelResourceID         = "hyperfleet.io/resource-id"
-	LabelClusterID          = "hyperfleet.io/cluster-id"
-)
-
 // Delivery puts ManifestWorks on consumers (work.Namespace is the consumer
 // name) and reports their status. Implementations are safe for concurrent
 // use by many goroutines.
@@ -43,8 +20,8 @@ type Delivery interface {
 	// Apply makes the consumer's work named work.Name carry work's spec,
 	// labels and annotations, creating it when missing. It is idempotent: an
 	// unchanged spec causes no update. When the stored work's
-	// AnnotationGeneration is newer than work's, Apply changes nothing and
-	// returns the stored work with an error wrapping ErrStaleGeneration.
+	// workmeta.AnnotationGeneration is newer than work's, Apply changes nothing and
+	// returns the stored work with an error wrapping workmeta.ErrStaleGeneration.
 	// It returns the work as stored (with status as far as known).
 	Apply(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error)
 	// Delete removes the work. Deleting a missing work is not an error.

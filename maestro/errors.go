@@ -2,11 +2,6 @@ package maestro
 
 import "errors"
 
-// ErrStaleGeneration means the stored work was built from a newer
-// generation of the resource than the one being applied. It is not a
-// failure to retry: the newer state already won.
-var ErrStaleGeneration = errors.New("stored work is at a newer resource generation")
-
 // ErrConsumerNotRegistered means Maestro has no consumer of that name, so
 // no agent can receive the work. A delivery returns it Transient while it
 // gives the consumer time to be registered (the first events of a new

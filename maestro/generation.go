@@ -5,10 +5,12 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // GenerationReader is implemented by a Delivery that can tell which
-// resource generation (AnnotationGeneration) a stored work carries more
+// resource generation (workmeta.AnnotationGeneration) a stored work carries more
 // cheaply than Get can return the whole work. The pipeline asks this just
 // before every report, to learn whether another replica has delivered a
 // newer generation meanwhile; on a real Maestro that read must go to the
@@ -33,7 +35,7 @@ func WorkGeneration(ctx context.Context, d Delivery, consumer, name string) (gen
 	if err != nil {
 		return 0, false, err
 	}
-	gen, ok = ResourceGeneration(w)
+	gen, ok = workmeta.ResourceGeneration(w)
 	return gen, ok, nil
 }
 

@@ -7,10 +7,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // CallObserver is told how long each delivery call took and how it ended,
-// for metrics. Result is "ok", "stale" (ErrStaleGeneration) or "error".
+// for metrics. Result is "ok", "stale" (workmeta.ErrStaleGeneration) or "error".
 type CallObserver interface {
 	DeliveryCall(op, result string, d time.Duration)
 }
@@ -29,7 +31,7 @@ type instrumented struct {
 func (i *instrumented) observe(op string, start time.Time, err error) {
 	result := "ok"
 	switch {
-	case errors.Is(err, ErrStaleGeneration):
+	case errors.Is(err, workmeta.ErrStaleGeneration):
 		result = "stale"
 	case err != nil:
 		result = "error"

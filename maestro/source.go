@@ -230,7 +230,7 @@ func (d *SourceDelivery) Delete(ctx context.Context, consumer, name string) erro
 
 // Cached returns the work consumer/name as this process last knew it (a
 // copy), without a round trip: its latest spec, metadata (the
-// AnnotationGeneration it was built from) and status as written by this
+// workmeta.AnnotationGeneration it was built from) and status as written by this
 // process or seen on the watch. ok is false when the cache does not know
 // the work or cannot vouch for it (the watch is not open); read it with Get
 // then.

@@ -19,11 +19,12 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // Apply implements Delivery.
 //
-// A desired work without the AnnotationGeneration annotation is applied
+// A desired work without the workmeta.AnnotationGeneration annotation is applied
 // without the generation guard (last writer wins); handlers always set it.
 //
 // The work is read, then created or merge-patched. The patch carries the
@@ -80,9 +81,9 @@ func (d *SourceDelivery) Apply(ctx context.Context, work *workv1.ManifestWork) (
 			return nil, classify(fmt.Errorf("reading work %s/%s: %w", ns, name, err))
 		}
 
-		if have, ok := ResourceGeneration(stored); guarded && ok && have > want {
+		if have, ok := workmeta.ResourceGeneration(stored); guarded && ok && have > want {
 			return stored, fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
-				ns, name, have, want, ErrStaleGeneration)
+				ns, name, have, want, workmeta.ErrStaleGeneration)
 		}
 
 		if stored.DeletionTimestamp != nil {

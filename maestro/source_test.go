@@ -22,6 +22,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -86,8 +87,8 @@ func newWork(t testing.TB, consumer, name string, gen int64, objs ...map[string]
 	t.Helper()
 	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "test"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
+		Labels:      map[string]string{workmeta.LabelAdapter: "test"},
+		Annotations: map[string]string{workmeta.AnnotationGeneration: strconv.FormatInt(gen, 10)},
 	}}
 	for _, o := range objs {
 		raw, err := json.Marshal(o)
@@ -180,8 +181,8 @@ func TestApplyRetriesAfterMaestroVersionConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if value(stored) != "v2" || stored.Annotations[maestro.AnnotationGeneration] != "2" {
-		t.Fatalf("stored %q at generation %s, want v2 at 2", value(stored), stored.Annotations[maestro.AnnotationGeneration])
+	if value(stored) != "v2" || stored.Annotations[workmeta.AnnotationGeneration] != "2" {
+		t.Fatalf("stored %q at generation %s, want v2 at 2", value(stored), stored.Annotations[workmeta.AnnotationGeneration])
 	}
 	if _, ok := stored.Labels["interloper"]; ok {
 		t.Fatal("the interloper's label survived: Apply must leave exactly the desired labels")
@@ -242,7 +243,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 
 	// A stale generation writes nothing either.
 	_, err = d.Apply(ctx, newWork(t, "cluster-a", "w", 0, configMap("a", "v0")))
-	if !errors.Is(err, maestro.ErrStaleGeneration) {
+	if !errors.Is(err, workmeta.ErrStaleGeneration) {
 		t.Fatalf("stale apply: %v", err)
 	}
 	if p := h.patches.Load(); p != 0 {
@@ -344,7 +345,7 @@ func TestApplyRejectsBadWorks(t *testing.T) {
 		{"GenerateName", func() *workv1.ManifestWork {
 			return newWork(t, "cluster-a", "w", 1, map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "x", "generateName": "x-"}})
 		}, "generateName"},
-		{"BadGeneration", func() *workv1.ManifestWork { w := ok(); w.Annotations[maestro.AnnotationGeneration] = "two"; return w }, maestro.AnnotationGeneration},
+		{"BadGeneration", func() *workv1.ManifestWork { w := ok(); w.Annotations[workmeta.AnnotationGeneration] = "two"; return w }, workmeta.AnnotationGeneration},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := d.Apply(ctx, tc.work())
@@ -409,7 +410,7 @@ func TestApplyWaitsForADeletionToFinish(t *testing.T) {
 		if err := d.Delete(ctx, "cluster-a", "w"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Apply(ctx, newWork(t, "cluster-a", "w", 4, configMap("a", "v4"))); !errors.Is(err, maestro.ErrStaleGeneration) {
+		if _, err := d.Apply(ctx, newWork(t, "cluster-a", "w", 4, configMap("a", "v4"))); !errors.Is(err, workmeta.ErrStaleGeneration) {
 			t.Fatalf("older apply over a deleting newer work: %v, want ErrStaleGeneration at once", err)
 		}
 	})
@@ -486,7 +487,7 @@ func TestConcurrentConsumersOnASharedNamespaceClient(t *testing.T) {
 		gen := int64(i/len(consumers) + 1)
 		w := newWork(t, consumer, "w"+strconv.Itoa(i%6), gen, configMap("a", consumer))
 		wg.Go(func() {
-			if _, err := d.Apply(ctx, w); err != nil && !errors.Is(err, maestro.ErrStaleGeneration) {
+			if _, err := d.Apply(ctx, w); err != nil && !errors.Is(err, workmeta.ErrStaleGeneration) {
 				errs <- err
 			}
 			if i%5 == 0 {

@@ -1,8 +1,6 @@
 package maestro
 
 import (
-	"strconv"
-
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -44,7 +42,7 @@ const (
 // fact that a newer generation of the work was already applied (a
 // maestro-cli run, which exits with this reason) puts on the work's
 // Degraded condition. The pipeline takes such a work as superseded, as when
-// Apply returns ErrStaleGeneration: nothing failed.
+// Apply returns workmeta.ErrStaleGeneration: nothing failed.
 const ReasonStaleGeneration = "StaleGeneration"
 
 // Superseded reports whether w says its generation was not applied because
@@ -52,14 +50,4 @@ const ReasonStaleGeneration = "StaleGeneration"
 func Superseded(w *workv1.ManifestWork) bool {
 	c := meta.FindStatusCondition(w.Status.Conditions, workv1.WorkDegraded)
 	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == ReasonStaleGeneration && c.ObservedGeneration >= w.Generation
-}
-
-// ResourceGeneration is the HyperFleet resource generation w was built
-// from (its AnnotationGeneration); ok is false when w carries none.
-func ResourceGeneration(w *workv1.ManifestWork) (gen int64, ok bool) {
-	if w == nil {
-		return 0, false
-	}
-	gen, err := strconv.ParseInt(w.Annotations[AnnotationGeneration], 10, 64)
-	return gen, err == nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // Tracker is the one reader of a Delivery's Watch. It hands each status
@@ -33,7 +34,7 @@ type Tracker struct {
 	waiters map[workKey]map[*waiter]struct{}
 	subs    map[*subscription]struct{}
 	// pending is the latest state of each work whose latest state carries
-	// AnnotationStatusPending: a subscriber that comes after Maestro's
+	// workmeta.AnnotationStatusPending: a subscriber that comes after Maestro's
 	// replay of every work (when the watch opens) still learns of them.
 	pending map[workKey]WorkEvent
 }
@@ -98,7 +99,7 @@ func (t *Tracker) dispatch(ev WorkEvent) {
 	key := workKey{ev.Work.Namespace, ev.Work.Name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if ev.Type != watch.Deleted && ev.Work.Annotations[AnnotationStatusPending] != "" {
+	if ev.Type != watch.Deleted && ev.Work.Annotations[workmeta.AnnotationStatusPending] != "" {
 		t.pending[key] = ev
 	} else {
 		delete(t.pending, key)
@@ -220,7 +221,7 @@ func (w *waiter) take() WorkEvent {
 
 // Subscribe returns every status change from now until ctx ends, when the
 // channel is closed, preceded by the latest state of each work marked
-// AnnotationStatusPending (whose status someone must still report, see
+// workmeta.AnnotationStatusPending (whose status someone must still report, see
 // pipeline.WatchStatus) seen so far. A subscriber that falls behind gets
 // each work's latest state, in the order the works first changed, rather
 // than every state.

@@ -13,6 +13,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -101,7 +102,7 @@ func TestAwaitDeadlineReturnsTheLastSeenWork(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	never := func(w *workv1.ManifestWork) bool {
-		return w != nil && w.Annotations[maestro.AnnotationGeneration] == "99"
+		return w != nil && w.Annotations[workmeta.AnnotationGeneration] == "99"
 	}
 	last, err := tr.Await(short, "cluster-a", "w", never)
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -177,7 +178,7 @@ func TestSlowSubscriberDoesNotHoldUpOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := tr.Await(ctx, "cluster-a", "w0", func(w *workv1.ManifestWork) bool {
-		return isApplied(w) && w.Annotations[maestro.AnnotationGeneration] == "2"
+		return isApplied(w) && w.Annotations[workmeta.AnnotationGeneration] == "2"
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestSlowSubscriberDoesNotHoldUpOthers(t *testing.T) {
 		}
 		return true
 	}
-	for len(latest) < works || latest["w0"].Annotations[maestro.AnnotationGeneration] != "2" || !allApplied() {
+	for len(latest) < works || latest["w0"].Annotations[workmeta.AnnotationGeneration] != "2" || !allApplied() {
 		select {
 		case ev := <-slow:
 			received++
@@ -325,7 +326,7 @@ func TestLateSubscriberLearnsOfStatusPendingWorks(t *testing.T) {
 	defer cancel()
 	marked := func(name string, gen int64, value string) *workv1.ManifestWork {
 		w := newWork(t, "cluster-a", name, gen, configMap(name, "v1"))
-		w.Annotations[maestro.AnnotationStatusPending] = value
+		w.Annotations[workmeta.AnnotationStatusPending] = value
 		return w
 	}
 	apply := func(w *workv1.ManifestWork) {
@@ -334,7 +335,7 @@ func TestLateSubscriberLearnsOfStatusPendingWorks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := tr.Await(ctx, w.Namespace, w.Name, func(got *workv1.ManifestWork) bool {
-			return isApplied(got) && got.Annotations[maestro.AnnotationStatusPending] == w.Annotations[maestro.AnnotationStatusPending]
+			return isApplied(got) && got.Annotations[workmeta.AnnotationStatusPending] == w.Annotations[workmeta.AnnotationStatusPending]
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -40,14 +41,14 @@ type apply struct {
 }
 
 func (h *hiccup) Apply(ctx context.Context, w *workv1.ManifestWork) (*workv1.ManifestWork, error) {
-	id := w.Labels[maestro.LabelResourceID]
+	id := w.Labels[workmeta.LabelResourceID]
 	h.mu.Lock()
 	failed, watched := h.failed[id]
 	if watched {
 		h.sink.mu.Lock()
 		n := len(h.sink.events)
 		h.sink.mu.Unlock()
-		h.applies[id] = append(h.applies[id], apply{generation: w.Annotations[maestro.AnnotationGeneration], reportsBefore: n})
+		h.applies[id] = append(h.applies[id], apply{generation: w.Annotations[workmeta.AnnotationGeneration], reportsBefore: n})
 		h.failed[id] = true
 	}
 	h.mu.Unlock()

@@ -24,6 +24,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -407,7 +408,7 @@ func TestOlderGenerationNeverRegresses(t *testing.T) {
 	h.run(t, []*events.Message{snapshotMsg(t, "e2", "c1", 2)})
 	h.run(t, []*events.Message{snapshotMsg(t, "e1", "c1", 1)})
 	works := allWorks(t, h)
-	if len(works) != 1 || works[0].Annotations[maestro.AnnotationGeneration] != "2" {
+	if len(works) != 1 || works[0].Annotations[workmeta.AnnotationGeneration] != "2" {
 		t.Fatalf("works %+v", works)
 	}
 	if c := h.p.Stats().Counts(); c[Superseded] != 1 || len(h.sink.events) != 1 {
@@ -502,8 +503,8 @@ func TestOrderingCoalescingAndParallelism(t *testing.T) {
 		t.Fatalf("%d works", len(works))
 	}
 	for _, w := range works {
-		if w.Annotations[maestro.AnnotationGeneration] != "10" {
-			t.Errorf("work %s/%s at generation %s, want 10", w.Namespace, w.Name, w.Annotations[maestro.AnnotationGeneration])
+		if w.Annotations[workmeta.AnnotationGeneration] != "10" {
+			t.Errorf("work %s/%s at generation %s, want 10", w.Namespace, w.Name, w.Annotations[workmeta.AnnotationGeneration])
 		}
 	}
 	c := h.p.Stats().Counts()

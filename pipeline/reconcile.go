@@ -16,6 +16,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -87,7 +88,7 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	} else {
 		err = p.applyAll(ctx, st)
 	}
-	if errors.Is(err, maestro.ErrStaleGeneration) {
+	if errors.Is(err, workmeta.ErrStaleGeneration) {
 		log.InfoContext(ctx, "a newer generation is already delivered; nothing to do")
 		return Superseded, st, nil
 	}
@@ -176,9 +177,9 @@ func (p *Pipeline) markStatusPending(ctx context.Context, st *state, gen int64) 
 		if w.Annotations == nil {
 			w.Annotations = map[string]string{}
 		}
-		w.Annotations[maestro.AnnotationStatusPending] = strconv.FormatInt(gen, 10)
+		w.Annotations[workmeta.AnnotationStatusPending] = strconv.FormatInt(gen, 10)
 		got, err := p.delivery.Apply(ctx, w)
-		if errors.Is(err, maestro.ErrStaleGeneration) {
+		if errors.Is(err, workmeta.ErrStaleGeneration) {
 			continue
 		}
 		if err != nil {
@@ -259,7 +260,7 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 		expects[i] = p.tracker.Expect(w.Namespace, w.Name)
 		got, err := p.delivery.Apply(ctx, w)
 		if err != nil {
-			if !errors.Is(err, maestro.ErrStaleGeneration) {
+			if !errors.Is(err, workmeta.ErrStaleGeneration) {
 				st.observed[i].Err = err
 			}
 			return fmt.Errorf("apply ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
@@ -277,7 +278,7 @@ func (p *Pipeline) applyAll(ctx context.Context, st *state) error {
 		if o.Work != nil && maestro.Superseded(o.Work) {
 			// A delivery that writes later (a maestro-cli Job) found a
 			// newer generation in place: as if Apply had said so.
-			return fmt.Errorf("ManifestWork %s/%s: %w", o.Consumer, o.Name, maestro.ErrStaleGeneration)
+			return fmt.Errorf("ManifestWork %s/%s: %w", o.Consumer, o.Name, workmeta.ErrStaleGeneration)
 		}
 	}
 	return nil

@@ -39,6 +39,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
@@ -250,7 +251,7 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 	var created maestrotest.Bundle
 	for name, created = range bundles {
 	}
-	if created.ConsumerName != consumer || created.Metadata.Annotations[maestro.AnnotationGeneration] != "1" ||
+	if created.ConsumerName != consumer || created.Metadata.Annotations[workmeta.AnnotationGeneration] != "1" ||
 		!created.ConditionAt(workv1.WorkApplied) || !created.ConditionAt(workv1.WorkAvailable) {
 		t.Fatalf("after create, bundle %s: consumer %s, annotations %v, version %d, conditions %+v",
 			name, created.ConsumerName, created.Metadata.Annotations, created.Version, created.Status.Conditions)
@@ -276,7 +277,7 @@ func TestRemoteRecordedLifecycle(t *testing.T) {
 		t.Errorf("update was not a patch: id %s→%s, created %s→%s, version %d→%d",
 			created.ID, updated.ID, created.CreatedAt, updated.CreatedAt, created.Version, updated.Version)
 	}
-	if updated.Metadata.Annotations[maestro.AnnotationGeneration] != "2" || !updated.ConditionAt(workv1.WorkAvailable) {
+	if updated.Metadata.Annotations[workmeta.AnnotationGeneration] != "2" || !updated.ConditionAt(workv1.WorkAvailable) {
 		t.Errorf("after update: annotations %v, conditions %+v", updated.Metadata.Annotations, updated.Status.Conditions)
 	}
 	reps = h.sink.reports(t)
@@ -665,9 +666,9 @@ func TestRemoteMaestroRestartMidRun(t *testing.T) {
 		t.Fatalf("REST shows %d bundles, want %d", len(bundles), clusters)
 	}
 	for name, b := range bundles {
-		if b.Metadata.Annotations[maestro.AnnotationGeneration] != strconv.Itoa(gens) || !b.ConditionAt(workv1.WorkAvailable) {
+		if b.Metadata.Annotations[workmeta.AnnotationGeneration] != strconv.Itoa(gens) || !b.ConditionAt(workv1.WorkAvailable) {
 			t.Errorf("bundle %s: generation %s, version %d, conditions %+v", name,
-				b.Metadata.Annotations[maestro.AnnotationGeneration], b.Version, b.Status.Conditions)
+				b.Metadata.Annotations[workmeta.AnnotationGeneration], b.Version, b.Status.Conditions)
 		}
 	}
 }
@@ -805,7 +806,7 @@ data:
 		sourceID := "race-" + suffix
 		for name, b := range maestrotest.Bundles(t, env.HTTPEndpoint, sourceID) {
 			t.Logf("Maestro: work %s version %d deleted_at %q generation %s manifests %v conditions %+v", name, b.Version,
-				b.DeletedAt, b.Metadata.Annotations[maestro.AnnotationGeneration], b.ManifestNames(), b.Status.Conditions)
+				b.DeletedAt, b.Metadata.Annotations[workmeta.AnnotationGeneration], b.ManifestNames(), b.Status.Conditions)
 		}
 		for _, w := range agent.Works() {
 			t.Logf("agent: work %s generation %d deleting %v finalizers %v", w.Name, w.Generation, !w.DeletionTimestamp.IsZero(), w.Finalizers)
@@ -857,7 +858,7 @@ data:
 		if !slices.Equal(got, want) {
 			t.Errorf("work %s holds manifests %v, want %v", name, got, want)
 		}
-		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != strconv.Itoa(gens) {
+		if g := b.Metadata.Annotations[workmeta.AnnotationGeneration]; g != strconv.Itoa(gens) {
 			t.Errorf("work %s at generation %s, want %d", name, g, gens)
 		}
 		if !b.ConditionAt(workv1.WorkApplied) || !b.ConditionAt(workv1.WorkAvailable) {

@@ -9,6 +9,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
 )
@@ -28,7 +29,7 @@ func (r *racingReplica) Apply(ctx context.Context, w *workv1.ManifestWork) (*wor
 	if err == nil {
 		r.once.Do(func() {
 			n := w.DeepCopy()
-			n.Annotations[maestro.AnnotationGeneration] = r.newer
+			n.Annotations[workmeta.AnnotationGeneration] = r.newer
 			_, r.err = r.Delivery.Apply(ctx, n)
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -81,11 +82,11 @@ func (p *Pipeline) WatchStatus(ctx context.Context) error {
 // considerChange reports one status change if it is news (see WatchStatus).
 func (p *Pipeline) considerChange(ctx context.Context, ch maestro.WorkEvent) {
 	w := ch.Work
-	if w == nil || w.Labels[maestro.LabelAdapter] != p.cfg.AdapterName {
+	if w == nil || w.Labels[workmeta.LabelAdapter] != p.cfg.AdapterName {
 		return
 	}
-	href := w.Annotations[maestro.AnnotationResourceHref]
-	key := w.Labels[maestro.LabelResourceKind] + "/" + w.Labels[maestro.LabelResourceID]
+	href := w.Annotations[workmeta.AnnotationResourceHref]
+	key := w.Labels[workmeta.LabelResourceKind] + "/" + w.Labels[workmeta.LabelResourceID]
 	if href == "" {
 		return
 	}
@@ -93,7 +94,7 @@ func (p *Pipeline) considerChange(ctx context.Context, ch maestro.WorkEvent) {
 		return // the agent has not answered about this version yet
 	}
 	seen := reportedWork{version: w.Generation, fingerprint: statusFingerprint(ch)}
-	pending := ch.Type != watch.Deleted && w.Annotations[maestro.AnnotationStatusPending] != ""
+	pending := ch.Type != watch.Deleted && w.Annotations[workmeta.AnnotationStatusPending] != ""
 	if !p.reported.worthReporting(workName(w), seen, p.cfg.StatusWatch == WatchAll || pending) {
 		return
 	}
@@ -158,7 +159,7 @@ func (p *Pipeline) reportCurrent(ctx context.Context, href string) error {
 			return fmt.Errorf("get ManifestWork %s/%s: %w", w.Namespace, w.Name, err)
 		}
 		observed[i].Work = got
-		g, _ := maestro.ResourceGeneration(got)
+		g, _ := workmeta.ResourceGeneration(got)
 		switch {
 		case g > res.Generation:
 			log.DebugContext(ctx, "not reporting: the work is at a newer generation than the resource read", "work_generation", g, "generation", res.Generation)

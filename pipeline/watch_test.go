@@ -17,6 +17,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/events/recording"
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -148,8 +149,8 @@ func TestLateStatusIsReportedByAnotherReplicaWhenTheWriterIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := w.Annotations[maestro.AnnotationStatusPending]; got != "1" {
-		t.Errorf("work annotation %s = %q, want 1 (the generation reported Unknown)", maestro.AnnotationStatusPending, got)
+	if got := w.Annotations[workmeta.AnnotationStatusPending]; got != "1" {
+		t.Errorf("work annotation %s = %q, want 1 (the generation reported Unknown)", workmeta.AnnotationStatusPending, got)
 	}
 	waitCond(t, 10*time.Second, "the other replica's report of the agent's answer", func() bool {
 		reps := otherSink.reports(t)

@@ -27,7 +27,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/events/rabbitmq"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
 
@@ -227,15 +227,15 @@ func replicaKillRun(t *testing.T, env maestrotest.Env, run int) {
 
 	byHref := map[string]maestrotest.Bundle{}
 	for _, b := range maestrotest.Bundles(t, env.HTTPEndpoint, source) {
-		byHref[b.Metadata.Annotations[maestro.AnnotationResourceHref]] = b
+		byHref[b.Metadata.Annotations[workmeta.AnnotationResourceHref]] = b
 	}
 	for _, id := range ids {
 		b, ok := byHref["/api/hyperfleet/v1/clusters/"+id]
 		switch {
 		case !ok:
 			t.Errorf("cluster %s: no work in Maestro", id)
-		case b.Metadata.Annotations[maestro.AnnotationGeneration] != fmt.Sprint(killGens):
-			t.Errorf("cluster %s: work at generation %s in Maestro, want %d", id, b.Metadata.Annotations[maestro.AnnotationGeneration], killGens)
+		case b.Metadata.Annotations[workmeta.AnnotationGeneration] != fmt.Sprint(killGens):
+			t.Errorf("cluster %s: work at generation %s in Maestro, want %d", id, b.Metadata.Annotations[workmeta.AnnotationGeneration], killGens)
 		}
 	}
 

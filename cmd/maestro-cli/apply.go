@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -41,7 +42,7 @@ func cmdApply(inv *invocation) (*outcome, error) {
 
 	applied, err := b.Apply(inv.ctx, work)
 	switch {
-	case errors.Is(err, maestro.ErrStaleGeneration):
+	case errors.Is(err, workmeta.ErrStaleGeneration):
 		return nil, &failure{code: exitUsage, reason: reasonStaleGeneration, work: applied,
 			err: fmt.Errorf("%s: %w", o.ManifestFile, err)}
 	case errors.Is(err, remote.ErrConsumerNotRegistered):

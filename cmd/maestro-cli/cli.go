@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -261,7 +262,7 @@ func (inv *invocation) classify(err error) *failure {
 	switch {
 	case errors.Is(err, remote.ErrConsumerNotRegistered):
 		return &failure{code: exitUsage, reason: reasonConsumerNotRegistered, err: err}
-	case errors.Is(err, maestro.ErrStaleGeneration):
+	case errors.Is(err, workmeta.ErrStaleGeneration):
 		return &failure{code: exitUsage, reason: reasonStaleGeneration, err: err}
 	case errors.Is(err, remote.ErrUnreachable):
 		if timedOut {

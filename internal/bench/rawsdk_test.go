@@ -22,6 +22,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -49,7 +50,7 @@ type rawSDK struct {
 }
 
 type sdkWaiter struct {
-	generation string // maestro.AnnotationGeneration wanted
+	generation string // workmeta.AnnotationGeneration wanted
 	done       chan struct{}
 	once       sync.Once
 }
@@ -103,7 +104,7 @@ func (r *rawSDK) offer(w *workv1.ManifestWork) {
 	r.mu.Lock()
 	wt := r.waiters[w.Name]
 	r.mu.Unlock()
-	if wt != nil && w.Annotations[maestro.AnnotationGeneration] == wt.generation && maestro.StatusSettled(w) {
+	if wt != nil && w.Annotations[workmeta.AnnotationGeneration] == wt.generation && maestro.StatusSettled(w) {
 		wt.once.Do(func() { close(wt.done) })
 	}
 }
@@ -124,7 +125,7 @@ var errNoStatus = errors.New("no Applied and Available status")
 func (r *rawSDK) applyWithin(ctx context.Context, w *workv1.ManifestWork, create bool, timeout time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	wt := &sdkWaiter{generation: w.Annotations[maestro.AnnotationGeneration], done: make(chan struct{})}
+	wt := &sdkWaiter{generation: w.Annotations[workmeta.AnnotationGeneration], done: make(chan struct{})}
 	r.mu.Lock()
 	r.waiters[w.Name] = wt
 	r.mu.Unlock()
@@ -183,7 +184,7 @@ func (r *rawSDK) applyWithin(ctx context.Context, w *workv1.ManifestWork, create
 			return 0, fmt.Errorf("raw Maestro: work %s at generation %s: %w within %s (%s)", w.Name, wt.generation, errNoStatus, timeout, r.describe(w.Name))
 		case <-silence.C:
 			got, err := r.client.ManifestWorks(r.consumer).Get(ctx, w.Name, metav1.GetOptions{})
-			if err == nil && got.Annotations[maestro.AnnotationGeneration] == wt.generation && maestro.StatusSettled(got) {
+			if err == nil && got.Annotations[workmeta.AnnotationGeneration] == wt.generation && maestro.StatusSettled(got) {
 				r.reread.Add(1)
 				return time.Since(start), nil
 			}
@@ -205,7 +206,7 @@ func (r *rawSDK) describe(name string) string {
 		conds = append(conds, fmt.Sprintf("%s=%s@%d", c.Type, c.Status, c.ObservedGeneration))
 	}
 	return fmt.Sprintf("Maestro has it at version %d, generation annotation %s, conditions [%s]",
-		got.Generation, got.Annotations[maestro.AnnotationGeneration], strings.Join(conds, " "))
+		got.Generation, got.Annotations[workmeta.AnnotationGeneration], strings.Join(conds, " "))
 }
 
 // rawSilence is how long the raw client waits on its watch before it

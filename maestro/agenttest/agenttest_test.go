@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	workv1 "open-cluster-management.io/api/work/v1"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/agenttest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
@@ -172,8 +172,8 @@ func namespaceWork(t *testing.T, consumer, name, ns string) *workv1.ManifestWork
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Namespace:   consumer,
-			Labels:      map[string]string{maestro.LabelAdapter: "agenttest"},
-			Annotations: map[string]string{maestro.AnnotationGeneration: "1"},
+			Labels:      map[string]string{workmeta.LabelAdapter: "agenttest"},
+			Annotations: map[string]string{workmeta.AnnotationGeneration: "1"},
 		},
 	}
 	for _, m := range manifests {

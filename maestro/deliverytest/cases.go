@@ -20,7 +20,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 func testCreate(t *testing.T, s *suite) {
@@ -68,8 +68,8 @@ func testCreate(t *testing.T, s *suite) {
 	if got.UID == "" {
 		t.Error("stored work has no UID")
 	}
-	if got.Labels[maestro.LabelAdapter] != "conformance" {
-		t.Errorf("stored labels %v lost %s", got.Labels, maestro.LabelAdapter)
+	if got.Labels[workmeta.LabelAdapter] != "conformance" {
+		t.Errorf("stored labels %v lost %s", got.Labels, workmeta.LabelAdapter)
 	}
 	if n := len(got.Status.ResourceStatus.Manifests); n != 1 {
 		t.Errorf("stored work reports status for %d manifests, want 1", n)
@@ -119,7 +119,7 @@ func testNewerGeneration(t *testing.T, s *suite) {
 	if updated.Generation <= first.Generation {
 		t.Fatalf("update returned version %d, want more than %d", updated.Generation, first.Generation)
 	}
-	if v := updated.Annotations[maestro.AnnotationGeneration]; v != "2" {
+	if v := updated.Annotations[workmeta.AnnotationGeneration]; v != "2" {
 		t.Fatalf("update returned resource generation %q, want 2", v)
 	}
 	got := s.waitApplied(t, ctx, consumer, name, 2)
@@ -139,17 +139,17 @@ func testStaleGeneration(t *testing.T, s *suite) {
 	before := s.waitApplied(t, ctx, consumer, name, 2)
 
 	got, err := s.d.Apply(ctx, newWork(t, consumer, name, 1, configMap("a", "v1")))
-	if !errors.Is(err, maestro.ErrStaleGeneration) {
+	if !errors.Is(err, workmeta.ErrStaleGeneration) {
 		t.Fatalf("applying generation 1 over 2: error %v, want ErrStaleGeneration", err)
 	}
-	if got == nil || got.Annotations[maestro.AnnotationGeneration] != "2" {
+	if got == nil || got.Annotations[workmeta.AnnotationGeneration] != "2" {
 		t.Fatalf("stale apply should return the stored work at generation 2, got %s", describe(got))
 	}
 	after, err := s.d.Get(ctx, consumer, name)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	if after.Generation != before.Generation || dataValue(after) != "v2" || after.Annotations[maestro.AnnotationGeneration] != "2" {
+	if after.Generation != before.Generation || dataValue(after) != "v2" || after.Annotations[workmeta.AnnotationGeneration] != "2" {
 		t.Fatalf("stale apply changed the work: before %s, after %s", describe(before), describe(after))
 	}
 }
@@ -271,7 +271,7 @@ func testConcurrentAppliers(t *testing.T, s *suite) {
 		if errs[1] != nil {
 			t.Fatalf("round %d: applying the newer generation %d failed: %v", round, newer, errs[1])
 		}
-		if errs[0] != nil && !errors.Is(errs[0], maestro.ErrStaleGeneration) {
+		if errs[0] != nil && !errors.Is(errs[0], workmeta.ErrStaleGeneration) {
 			t.Fatalf("round %d: applying the older generation %d: %v, want nil or ErrStaleGeneration", round, older, errs[0])
 		}
 		got := s.waitApplied(t, ctx, consumer, name, newer)

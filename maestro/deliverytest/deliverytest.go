@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -115,8 +116,8 @@ func newWork(t *testing.T, consumer, name string, gen int64, manifests ...map[st
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Namespace:   consumer,
-			Labels:      map[string]string{maestro.LabelAdapter: "conformance"},
-			Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
+			Labels:      map[string]string{workmeta.LabelAdapter: "conformance"},
+			Annotations: map[string]string{workmeta.AnnotationGeneration: strconv.FormatInt(gen, 10)},
 		},
 	}
 	for _, m := range manifests {
@@ -132,7 +133,7 @@ func newWork(t *testing.T, consumer, name string, gen int64, manifests ...map[st
 // appliedAt reports whether w is applied and available at its current
 // version and carries resource generation gen.
 func appliedAt(w *workv1.ManifestWork, gen int64) bool {
-	if w == nil || w.Annotations[maestro.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
+	if w == nil || w.Annotations[workmeta.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
 		return false
 	}
 	for _, t := range []string{workv1.WorkApplied, workv1.WorkAvailable} {
@@ -205,7 +206,7 @@ func describe(w *workv1.ManifestWork) string {
 		conds = append(conds, fmt.Sprintf("%s=%s@%d", c.Type, c.Status, c.ObservedGeneration))
 	}
 	return fmt.Sprintf("generation %d, resource generation %s, manifests %v, conditions %v",
-		w.Generation, w.Annotations[maestro.AnnotationGeneration], manifestNames(w), conds)
+		w.Generation, w.Annotations[workmeta.AnnotationGeneration], manifestNames(w), conds)
 }
 
 // manifestNames lists the manifests' names in order.

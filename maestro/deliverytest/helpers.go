@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -29,8 +30,8 @@ func BenchWork(b testing.TB, consumer, name string, gen int64) *workv1.ManifestW
 	}
 	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "bench"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
+		Labels:      map[string]string{workmeta.LabelAdapter: "bench"},
+		Annotations: map[string]string{workmeta.AnnotationGeneration: strconv.FormatInt(gen, 10)},
 	}}
 	for _, m := range []map[string]any{ns, dep} {
 		raw, err := json.Marshal(m)

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/embedded"
@@ -19,7 +20,7 @@ import (
 func appliedAt(gen int64) func(*workv1.ManifestWork) bool {
 	want := strconv.FormatInt(gen, 10)
 	return func(w *workv1.ManifestWork) bool {
-		if w == nil || w.Annotations[maestro.AnnotationGeneration] != want {
+		if w == nil || w.Annotations[workmeta.AnnotationGeneration] != want {
 			return false
 		}
 		c := apimeta.FindStatusCondition(w.Status.Conditions, workv1.WorkApplied)

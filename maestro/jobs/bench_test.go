@@ -14,6 +14,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -48,7 +49,7 @@ func namespaceWorkOn(tb testing.TB, consumer, clusterID string, gen int64) *work
 // Available True at the work's version, built from generation gen.
 func availableAt(gen int64) func(*workv1.ManifestWork) bool {
 	return func(w *workv1.ManifestWork) bool {
-		if w == nil || w.Annotations[maestro.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
+		if w == nil || w.Annotations[workmeta.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
 			return false
 		}
 		for _, typ := range []string{workv1.WorkApplied, workv1.WorkAvailable} {

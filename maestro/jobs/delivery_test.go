@@ -26,6 +26,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
@@ -253,7 +254,7 @@ func TestGenerations(t *testing.T) {
 		t.Fatalf("%d Jobs for two generations, want 2", n)
 	}
 	stale, err := d.Apply(ctx, namespaceWork(t, 1))
-	if !errors.Is(err, maestro.ErrStaleGeneration) {
+	if !errors.Is(err, workmeta.ErrStaleGeneration) {
 		t.Fatalf("Apply of generation 1 after 2: %v, want ErrStaleGeneration", err)
 	}
 	if stale == nil || stale.Generation != 2 {
@@ -517,7 +518,7 @@ func TestInvalidWorkIsPermanent(t *testing.T) {
 	for what, mutate := range map[string]func(w *workv1.ManifestWork){
 		"name":       func(w *workv1.ManifestWork) { w.Name = "" },
 		"namespace":  func(w *workv1.ManifestWork) { w.Namespace = "" },
-		"generation": func(w *workv1.ManifestWork) { w.Annotations[maestro.AnnotationGeneration] = "soon" },
+		"generation": func(w *workv1.ManifestWork) { w.Annotations[workmeta.AnnotationGeneration] = "soon" },
 		"empty":      func(w *workv1.ManifestWork) { w.Spec.Workload.Manifests = nil },
 		"metadata.name": func(w *workv1.ManifestWork) {
 			w.Spec.Workload.Manifests[0].Raw = []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}`)

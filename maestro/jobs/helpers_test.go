@@ -21,6 +21,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -119,7 +120,7 @@ func namespaceWork(t testing.TB, gen int64) *workv1.ManifestWork {
 	if err != nil || len(works) != 1 {
 		t.Fatalf("namespace handler built %d works, err %v; want 1", len(works), err)
 	}
-	if got := works[0].Annotations[maestro.AnnotationGeneration]; got != strconv.FormatInt(gen, 10) {
+	if got := works[0].Annotations[workmeta.AnnotationGeneration]; got != strconv.FormatInt(gen, 10) {
 		t.Fatalf("work carries generation %q, want %d", got, gen)
 	}
 	return works[0]

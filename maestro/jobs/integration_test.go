@@ -37,6 +37,7 @@ import (
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/deliverytest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
@@ -338,9 +339,9 @@ func TestIntegrationLifecycle(t *testing.T) {
 		t.Fatalf("Maestro holds %d works of source %s, want 1", len(works), e.sourceID)
 	}
 	for name, b := range works {
-		if b.ConsumerName != e.consumer || b.Metadata.Annotations[maestro.AnnotationGeneration] != "1" {
+		if b.ConsumerName != e.consumer || b.Metadata.Annotations[workmeta.AnnotationGeneration] != "1" {
 			t.Errorf("work %s on %s at generation %q; want consumer %s, generation 1", name, b.ConsumerName,
-				b.Metadata.Annotations[maestro.AnnotationGeneration], e.consumer)
+				b.Metadata.Annotations[workmeta.AnnotationGeneration], e.consumer)
 		}
 	}
 	runs := n.history()
@@ -377,8 +378,8 @@ func TestIntegrationLifecycle(t *testing.T) {
 		t.Errorf("report for generation %d, want 2", reports[len(reports)-1].ObservedGeneration)
 	}
 	for name, b := range maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
-		if b.Metadata.Annotations[maestro.AnnotationGeneration] != "2" {
-			t.Errorf("work %s at generation %q after the second Job, want 2", name, b.Metadata.Annotations[maestro.AnnotationGeneration])
+		if b.Metadata.Annotations[workmeta.AnnotationGeneration] != "2" {
+			t.Errorf("work %s at generation %q after the second Job, want 2", name, b.Metadata.Annotations[workmeta.AnnotationGeneration])
 		}
 	}
 
@@ -523,7 +524,7 @@ func TestIntegrationStaleGenerationIsSuperseded(t *testing.T) {
 		t.Fatalf("node runs %+v, want one maestro-cli run refused with %s", runs, maestro.ReasonStaleGeneration)
 	}
 	for name, b := range maestrotest.Bundles(t, e.maestro.HTTPEndpoint, e.sourceID) {
-		if g := b.Metadata.Annotations[maestro.AnnotationGeneration]; g != "2" {
+		if g := b.Metadata.Annotations[workmeta.AnnotationGeneration]; g != "2" {
 			t.Errorf("work %s at generation %q, want 2", name, g)
 		}
 	}

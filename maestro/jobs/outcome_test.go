@@ -14,6 +14,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/handlers"
 	"github.com/openshift-hyperfleet/maestro-adapter/hyperfleet"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -237,8 +238,8 @@ func TestReportFromSynthesizedStatus(t *testing.T) {
 
 	// The synthesised work carries what the pipeline maps status back with.
 	synth := synthesize(job, r, Outcome{Phase: PhaseSucceeded})
-	if synth.Labels[maestro.LabelAdapter] != w.Labels[maestro.LabelAdapter] ||
-		synth.Annotations[maestro.AnnotationResourceHref] != w.Annotations[maestro.AnnotationResourceHref] {
+	if synth.Labels[workmeta.LabelAdapter] != w.Labels[workmeta.LabelAdapter] ||
+		synth.Annotations[workmeta.AnnotationResourceHref] != w.Annotations[workmeta.AnnotationResourceHref] {
 		t.Errorf("synthesised work lost labels %v or annotations %v", synth.Labels, synth.Annotations)
 	}
 	if c := meta.FindStatusCondition(synth.Status.Conditions, workv1.WorkApplied); c == nil || c.ObservedGeneration != synth.Generation || synth.Generation != 5 {

@@ -16,6 +16,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -41,7 +42,7 @@ func (d *Delivery) Apply(ctx context.Context, work *workv1.ManifestWork) (*workv
 
 	if known && latest.run.gen > gen {
 		return latest.work(), fmt.Errorf("applying work %s at generation %d: a run for generation %d exists (Job %s): %w",
-			key, gen, latest.run.gen, latest.job.Name, maestro.ErrStaleGeneration)
+			key, gen, latest.run.gen, latest.job.Name, workmeta.ErrStaleGeneration)
 	}
 	r := run{consumer: work.Namespace, name: work.Name, gen: gen, op: OpApply, digest: digest(doc), sensitive: sensitive}
 	if known && latest.run.op == OpApply && latest.run.gen == gen && latest.run.digest == r.digest && latest.out.Phase != PhaseFailed {

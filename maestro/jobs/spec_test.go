@@ -19,7 +19,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -110,9 +110,9 @@ func TestConfigMapHoldsTheWork(t *testing.T) {
 	if err := json.Unmarshal([]byte(cm.Data[ConfigMapKey]), &back); err != nil {
 		t.Fatalf("ConfigMap key %s is not a ManifestWork: %v", ConfigMapKey, err)
 	}
-	if back.Name != w.Name || back.Namespace != w.Namespace || back.Annotations[maestro.AnnotationGeneration] != "2" {
+	if back.Name != w.Name || back.Namespace != w.Namespace || back.Annotations[workmeta.AnnotationGeneration] != "2" {
 		t.Errorf("ConfigMap work is %s/%s at generation %q, want %s/%s at 2", back.Namespace, back.Name,
-			back.Annotations[maestro.AnnotationGeneration], w.Namespace, w.Name)
+			back.Annotations[workmeta.AnnotationGeneration], w.Namespace, w.Name)
 	}
 	if len(back.Spec.Workload.Manifests) != len(w.Spec.Workload.Manifests) ||
 		!bytes.Equal(back.Spec.Workload.Manifests[0].Raw, w.Spec.Workload.Manifests[0].Raw) {
@@ -183,7 +183,7 @@ func TestJobCarriesWhatTheSpikeAsks(t *testing.T) {
 	o.StatusReporterImage = "quay.io/openshift-hyperfleet/status-reporter:v1"
 	o = o.withDefaults()
 	r := run{consumer: "cluster-west-1", name: "hyperfleet-cluster-west-1-namespace", gen: 4, op: OpApply, digest: "d", eventID: "evt-1"}
-	job, err := o.job(r, workMeta{Labels: map[string]string{maestro.LabelAdapter: "namespace", "bad key!": "x"}})
+	job, err := o.job(r, workMeta{Labels: map[string]string{workmeta.LabelAdapter: "namespace", "bad key!": "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestJobCarriesWhatTheSpikeAsks(t *testing.T) {
 			t.Error("the CloudEvent id changed the run's identity: a re-published event would start another Job")
 		}
 	}
-	if job.Labels[LabelComponent] != ComponentValue || job.Labels[LabelEventID] != r.id() || job.Labels[maestro.LabelAdapter] != "namespace" {
+	if job.Labels[LabelComponent] != ComponentValue || job.Labels[LabelEventID] != r.id() || job.Labels[workmeta.LabelAdapter] != "namespace" {
 		t.Errorf("Job labels %v lack the component, event id or the work's labels", job.Labels)
 	}
 	if _, ok := job.Labels["bad key!"]; ok {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/backoff"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -82,9 +83,9 @@ outer:
 			if rec, err = decodeRecord(s); err != nil {
 				return nil, failure.Permanent(err)
 			}
-			if have, ok := maestro.ResourceGeneration(&rec.Work); guarded && ok && have > gen {
+			if have, ok := workmeta.ResourceGeneration(&rec.Work); guarded && ok && have > gen {
 				return d.withStatus(s, rec), fmt.Errorf("work %s/%s is at generation %d, not applying generation %d: %w",
-					consumer, name, have, gen, maestro.ErrStaleGeneration)
+					consumer, name, have, gen, workmeta.ErrStaleGeneration)
 			}
 			if s.DeletionTimestamp != nil {
 				log.InfoContext(ctx, "work is being deleted; waiting to create it anew")
@@ -122,7 +123,7 @@ outer:
 			switch {
 			case err == nil:
 				continue
-			case errors.Is(err, maestro.ErrStaleGeneration):
+			case errors.Is(err, workmeta.ErrStaleGeneration):
 				return d.latest(ctx, recName, s, rec), fmt.Errorf("work %s/%s: %w", consumer, name, err)
 			case errors.Is(err, errLostRace):
 				// Read the record again: a newer generation may have won.

@@ -24,7 +24,7 @@
 //     refused, as the informers only see objects the delivery labelled),
 //     each object labelled
 //     LabelDeliveredBy and annotated with its work and resource generation
-//     (maestro.AnnotationGeneration). Every object write is guarded too: the
+//     (workmeta.AnnotationGeneration). Every object write is guarded too: the
 //     object is read, refused as stale when the same work already wrote a
 //     newer generation to it (ErrStaleGeneration, as for the record), and
 //     applied with that resourceVersion as precondition, so a racing writer

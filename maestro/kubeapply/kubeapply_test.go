@@ -24,6 +24,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/jobs/kubetest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/kubeapply"
@@ -52,8 +53,8 @@ func newWork(t testing.TB, consumer, name string, gen int64, manifests ...map[st
 	t.Helper()
 	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{
 		Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "kubeapply-test"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: strconv.FormatInt(gen, 10)},
+		Labels:      map[string]string{workmeta.LabelAdapter: "kubeapply-test"},
+		Annotations: map[string]string{workmeta.AnnotationGeneration: strconv.FormatInt(gen, 10)},
 	}}
 	for _, m := range manifests {
 		raw, err := json.Marshal(m)
@@ -92,8 +93,8 @@ func (e *env) waitCondition(t testing.TB, consumer, name string, gen int64, cond
 		if err != nil {
 			return err
 		}
-		if w.Annotations[maestro.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
-			return fmt.Errorf("at generation %s", w.Annotations[maestro.AnnotationGeneration])
+		if w.Annotations[workmeta.AnnotationGeneration] != strconv.FormatInt(gen, 10) {
+			return fmt.Errorf("at generation %s", w.Annotations[workmeta.AnnotationGeneration])
 		}
 		c := apimeta.FindStatusCondition(w.Status.Conditions, cond)
 		if c == nil || c.Status != status || c.ObservedGeneration != w.Generation {
@@ -138,7 +139,7 @@ func TestObjectsAreServerSideAppliedAndLabelled(t *testing.T) {
 		t.Fatalf("the ConfigMap is not on the cluster: %v", err)
 	}
 	if cm.Labels[kubeapply.LabelDeliveredBy] != "kubeapply-test" || cm.Annotations[kubeapply.AnnotationWork] != "c/"+work ||
-		cm.Annotations[maestro.AnnotationGeneration] != "1" {
+		cm.Annotations[workmeta.AnnotationGeneration] != "1" {
 		t.Errorf("ConfigMap labels %v, annotations %v: want the delivery's label, the work and generation 1", cm.Labels, cm.Annotations)
 	}
 	if len(cm.ManagedFields) != 1 || cm.ManagedFields[0].Manager != "kubeapply-test" || cm.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
@@ -207,7 +208,7 @@ func TestConcurrentAppliersLeaveTheObjectAtTheNewerGeneration(t *testing.T) {
 		if errs[1] != nil {
 			t.Fatalf("round %d: the newer generation failed: %v", round, errs[1])
 		}
-		if errs[0] != nil && !errors.Is(errs[0], maestro.ErrStaleGeneration) {
+		if errs[0] != nil && !errors.Is(errs[0], workmeta.ErrStaleGeneration) {
 			t.Fatalf("round %d: the older generation: %v, want nil or ErrStaleGeneration", round, errs[0])
 		}
 		data, err := e.configMapData(t, "conformance", cmName)
@@ -250,7 +251,7 @@ func TestStaleObjectIsRefused(t *testing.T) {
 	})
 
 	_, err = e.d.Apply(testContext(t), newWork(t, "c", work, 2, configMap("conformance", cmName, map[string]any{"value": "v2"})))
-	if !errors.Is(err, maestro.ErrStaleGeneration) {
+	if !errors.Is(err, workmeta.ErrStaleGeneration) {
 		t.Fatalf("applying generation 2 over an object at 3: %v, want ErrStaleGeneration", err)
 	}
 	data, err := e.configMapData(t, "conformance", cmName)

@@ -22,7 +22,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
 // manifest is one manifest of a work, ready to apply.
@@ -60,7 +60,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 	}
 	ann[AnnotationWork] = work
 	if guarded {
-		ann[maestro.AnnotationGeneration] = strconv.FormatInt(gen, 10)
+		ann[workmeta.AnnotationGeneration] = strconv.FormatInt(gen, 10)
 	}
 	obj.SetAnnotations(ann)
 	obj.SetResourceVersion("")
@@ -94,7 +94,7 @@ func (d *Delivery) applyObject(ctx context.Context, m manifest, work string, gen
 		return failure.Transient(fmt.Errorf("%s is being deleted; it is applied again once it is gone", m.ref))
 	}
 	if have, ok := objectGeneration(live); guarded && ok && have > gen && live.GetAnnotations()[AnnotationWork] == work {
-		return fmt.Errorf("%s is at generation %d, not applying generation %d: %w", m.ref, have, gen, maestro.ErrStaleGeneration)
+		return fmt.Errorf("%s is at generation %d, not applying generation %d: %w", m.ref, have, gen, workmeta.ErrStaleGeneration)
 	}
 	obj.SetResourceVersion(live.GetResourceVersion())
 	_, err = ri.Apply(ctx, m.ref.Name, obj, metav1.ApplyOptions{FieldManager: m.manager, Force: m.force})
@@ -292,6 +292,6 @@ func fieldConflict(err error) bool {
 }
 
 func objectGeneration(obj *unstructured.Unstructured) (int64, bool) {
-	gen, err := strconv.ParseInt(obj.GetAnnotations()[maestro.AnnotationGeneration], 10, 64)
+	gen, err := strconv.ParseInt(obj.GetAnnotations()[workmeta.AnnotationGeneration], 10, 64)
 	return gen, err == nil
 }

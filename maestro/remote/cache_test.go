@@ -15,6 +15,7 @@ import (
 
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
@@ -119,12 +120,12 @@ func TestApplyReadsOnlyWhatTheWatchCannotKnow(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, n, err := apply(4)
-	if err != nil || n != 1 || got.Generation != patched.Generation+2 || got.Annotations[maestro.AnnotationGeneration] != "4" {
+	if err != nil || n != 1 || got.Generation != patched.Generation+2 || got.Annotations[workmeta.AnnotationGeneration] != "4" {
 		t.Fatalf("patch on a stale copy: %d REST reads (want 1: after the refusal), Maestro generation %d (want %d), err %v",
 			n, got.Generation, patched.Generation+2, err)
 	}
 	_, n, err = apply(3)
-	if !errors.Is(err, maestro.ErrStaleGeneration) || n != 0 {
+	if !errors.Is(err, workmeta.ErrStaleGeneration) || n != 0 {
 		t.Fatalf("older generation: %d REST reads (want 0), err %v (want ErrStaleGeneration)", n, err)
 	}
 }

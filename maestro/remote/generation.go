@@ -14,6 +14,7 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
@@ -76,6 +77,6 @@ func (b *Backend) readGeneration(ctx context.Context, consumer, name string) (in
 		return 0, false, maestro.Classify(fmt.Errorf("decoding work %s/%s from Maestro's REST API: %w", consumer, name, err))
 	}
 	io.Copy(io.Discard, resp.Body) //nolint:errcheck // drained for connection reuse only
-	gen, err := strconv.ParseInt(rb.Metadata.Annotations[maestro.AnnotationGeneration], 10, 64)
+	gen, err := strconv.ParseInt(rb.Metadata.Annotations[workmeta.AnnotationGeneration], 10, 64)
 	return gen, err == nil, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -51,7 +52,7 @@ func TestWorkGenerationAnswersAsGet(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Get(%s): %v", tc.name, err)
 		}
-		fromGet, okGet := maestro.ResourceGeneration(full)
+		fromGet, okGet := workmeta.ResourceGeneration(full)
 		if gen != tc.want || ok != tc.wantOK || gen != fromGet || ok != okGet {
 			t.Fatalf("%s: WorkGeneration = (%d, %v), Get's annotation = (%d, %v), want (%d, %v)", tc.name, gen, ok, fromGet, okGet, tc.want, tc.wantOK)
 		}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/agenttest"
 )
@@ -46,7 +47,7 @@ func TestRealAgentManifestSetChangeKeepsTheObjects(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			return w.Annotations[maestro.AnnotationGeneration] == itoa(gen) && maestro.StatusSettled(w) &&
+			return w.Annotations[workmeta.AnnotationGeneration] == itoa(gen) && maestro.StatusSettled(w) &&
 				conditionTrue(w, workv1.WorkApplied) && conditionTrue(w, workv1.WorkAvailable), describeWork(w)
 		})
 		return w

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
 
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 )
@@ -25,8 +26,8 @@ func landingZone(t *testing.T, consumer, name, namespace string, gen int64, conf
 			"metadata": map[string]any{"name": cm, "namespace": namespace}, "data": map[string]any{"generation": itoa(gen)}})
 	}
 	w := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: consumer,
-		Labels:      map[string]string{maestro.LabelAdapter: "remote-test"},
-		Annotations: map[string]string{maestro.AnnotationGeneration: itoa(gen)}}}
+		Labels:      map[string]string{workmeta.LabelAdapter: "remote-test"},
+		Annotations: map[string]string{workmeta.AnnotationGeneration: itoa(gen)}}}
 	for _, o := range objs {
 		raw, err := json.Marshal(o)
 		if err != nil {
@@ -91,7 +92,7 @@ func TestManifestSetChangeKeepsTheObjectsTheNewSetKeeps(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			return w.Annotations[maestro.AnnotationGeneration] == itoa(gen) && maestro.StatusSettled(w) &&
+			return w.Annotations[workmeta.AnnotationGeneration] == itoa(gen) && maestro.StatusSettled(w) &&
 				w.Spec.DeleteOption != nil && w.Spec.DeleteOption.PropagationPolicy == workv1.DeletePropagationPolicyTypeForeground &&
 				agent.Owned(ns, onAgent), describeWork(w)
 		})

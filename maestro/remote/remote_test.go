@@ -16,7 +16,7 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
-	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
+	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/maestrotest"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro/remote"
 )
@@ -33,8 +33,8 @@ func work(t testing.TB, consumer, name string, gen int64) *workv1.ManifestWork {
 	}
 	return &workv1.ManifestWork{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: consumer,
-			Labels:      map[string]string{maestro.LabelAdapter: "remote-test"},
-			Annotations: map[string]string{maestro.AnnotationGeneration: itoa(gen)}},
+			Labels:      map[string]string{workmeta.LabelAdapter: "remote-test"},
+			Annotations: map[string]string{workmeta.AnnotationGeneration: itoa(gen)}},
 		Spec: workv1.ManifestWorkSpec{Workload: workv1.ManifestsTemplate{
 			Manifests: []workv1.Manifest{{RawExtension: runtime.RawExtension{Raw: raw}}}}},
 	}
