@@ -15,7 +15,7 @@ export REQUIRE_INTEGRATION ?= 1
 include deploy/local/maestro.mk
 include deploy/local/kube/kube.mk
 
-.PHONY: build run test unit lint fmt vet fuzz bench services clean
+.PHONY: build run test unit lint fmt vet layers fuzz bench services clean
 
 build: ## Build both binaries, static.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/adapter ./cmd/adapter
@@ -55,13 +55,17 @@ test: services ## All tests, against real RabbitMQ, PostgreSQL, a local Maestro 
 unit: ## Tests that need no services (the integration ones skip).
 	REQUIRE_INTEGRATION=0 $(GO) test -count=1 ./...
 
-lint: fmt vet ## gofmt and go vet.
+lint: fmt vet layers ## gofmt, go vet and the import direction.
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+# Imports point down: internal/layers holds the one table of our layers.
+layers:
+	$(GO) test -count=1 -run TestImportsPointDown ./internal/layers
 
 fuzz: ## Fuzz the event decoder and the template renderer, FUZZTIME (default 60s) each, from their seed corpora.
 	$(GO) test ./events -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s}
