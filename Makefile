@@ -89,7 +89,7 @@ bench: services ## Hot-path Go benchmarks, then the end-to-end benchmark on the 
 	  eval "$$(deploy/local/kube/kube.sh env)"; \
 	  micro=0; $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(BENCH_DIR)/go-bench.txt || micro=$$?; \
 	  BENCH_E2E=1 BENCH_MICRO=$(BENCH_DIR)/go-bench.txt BENCH_PROFILE_DIR=$(BENCH_DIR) BENCH_OUT=$(CURDIR) \
-	    $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestEndToEndBenchmark -v ./internal/bench; \
+	    $(GO) test -count=1 -timeout 60m -run TestEndToEndBenchmark -v ./internal/bench; \
 	  if [ $$micro -ne 0 ]; then echo "make bench: some Go benchmarks failed (see $(BENCH_DIR)/go-bench.txt)" >&2; exit $$micro; fi
 
 clean:
