@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 )
 
@@ -43,11 +41,7 @@ func WorkGeneration(ctx context.Context, d Delivery, consumer, name string) (gen
 func (i *instrumented) WorkGeneration(ctx context.Context, consumer, name string) (int64, bool, error) {
 	start := time.Now()
 	gen, ok, err := WorkGeneration(ctx, i.Delivery, consumer, name)
-	if apierrors.IsNotFound(err) { // a missing work is an answer, not a failure
-		i.observe("get", start, nil)
-	} else {
-		i.observe("get", start, err)
-	}
+	i.observeRead(start, err)
 	return gen, ok, err
 }
 

@@ -56,10 +56,15 @@ func (i *instrumented) Delete(ctx context.Context, consumer, name string) error 
 func (i *instrumented) Get(ctx context.Context, consumer, name string) (*workv1.ManifestWork, error) {
 	start := time.Now()
 	got, err := i.Delivery.Get(ctx, consumer, name)
-	if apierrors.IsNotFound(err) { // a missing work is an answer, not a failure
-		i.observe("get", start, nil)
-	} else {
-		i.observe("get", start, err)
-	}
+	i.observeRead(start, err)
 	return got, err
+}
+
+// observeRead times a read as a "get": a missing work is an answer, not a
+// failure.
+func (i *instrumented) observeRead(start time.Time, err error) {
+	if apierrors.IsNotFound(err) {
+		err = nil
+	}
+	i.observe("get", start, err)
 }

@@ -12,7 +12,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
 	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
@@ -45,14 +44,14 @@ type bundleAnnotations struct {
 }
 
 func (b *Backend) readGeneration(ctx context.Context, consumer, name string) (int64, bool, error) {
-	id := utils.UID(b.opts.SourceID, common.ManifestWorkGR.String(), consumer, name)
+	id := workID(b.opts.SourceID, consumer, name)
 	endpoint := strings.TrimRight(b.opts.HTTPEndpoint, "/") + "/api/maestro/v1/resource-bundles/" + url.PathEscape(id)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return 0, false, maestro.Classify(fmt.Errorf("reading work %s/%s: %w", consumer, name, err))
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "hyperfleet-maestro-adapter")
+	req.Header.Set("User-Agent", userAgent)
 	// A few KiB: compressing them costs Maestro and this process more CPU
 	// (gzip on both sides, seen in the profile) than it saves on the wire.
 	req.Header.Set("Accept-Encoding", "identity")

@@ -12,8 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	workv1 "open-cluster-management.io/api/work/v1"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
-	clientutils "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
@@ -70,7 +68,7 @@ func NewReader(opts Options) (*Reader, error) {
 // Get returns the consumer's work of that name, or an error for which
 // apierrors.IsNotFound is true.
 func (r *Reader) Get(ctx context.Context, consumer, name string) (*Record, error) {
-	id := clientutils.UID(r.opts.SourceID, common.ManifestWorkGR.String(), consumer, name)
+	id := workID(r.opts.SourceID, consumer, name)
 	rb, resp, err := r.api.DefaultAPI.ApiMaestroV1ResourceBundlesIdGet(ctx, id).Execute()
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		return nil, failure.Permanent(apierrors.NewNotFound(workv1.Resource("manifestworks"), consumer+"/"+name))

@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc/status"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
 
 	"github.com/openshift-online/maestro/pkg/api/openapi"
@@ -172,6 +174,16 @@ func credentials(opts Options) (*tls.Config, *token, error) {
 	return tlsCfg, tok, nil
 }
 
+// userAgent names this adapter in every REST request it makes.
+const userAgent = "hyperfleet-maestro-adapter"
+
+// workID is the id Maestro gives the resource bundle of the work
+// consumer/name written by sourceID (the OCM source client's choice): the
+// key of every REST read of one work.
+func workID(sourceID, consumer, name string) string {
+	return utils.UID(sourceID, common.ManifestWorkGR.String(), consumer, name)
+}
+
 // restClient builds the REST API client: reads, the watch's listing and
 // resync, the consumer check.
 func restClient(opts Options, tlsCfg *tls.Config, tok *token) (*openapi.APIClient, *http.Client) {
@@ -194,7 +206,7 @@ func restClient(opts Options, tlsCfg *tls.Config, tok *token) (*openapi.APIClien
 	apiCfg := openapi.NewConfiguration()
 	apiCfg.Servers = openapi.ServerConfigurations{{URL: strings.TrimRight(opts.HTTPEndpoint, "/")}}
 	apiCfg.HTTPClient = httpClient
-	apiCfg.UserAgent = "hyperfleet-maestro-adapter"
+	apiCfg.UserAgent = userAgent
 	return openapi.NewAPIClient(apiCfg), httpClient
 }
 

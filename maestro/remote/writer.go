@@ -11,9 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/store"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 	sourceclient "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/client"
 	sourcecodec "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/codec"
@@ -71,7 +69,7 @@ func (s *knownStore) Get(ctx context.Context, namespace, name string) (*workv1.M
 	if w, known := maestro.KnownStored(ctx, namespace, name); known {
 		return w, w != nil, nil
 	}
-	id := utils.UID(s.sourceID, common.ManifestWorkGR.String(), namespace, name)
+	id := workID(s.sourceID, namespace, name)
 	rb, resp, err := s.api.DefaultAPI.ApiMaestroV1ResourceBundlesIdGet(ctx, id).Execute()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
