@@ -31,15 +31,20 @@ import (
 )
 
 // captureSink keeps every status event; failFirst makes the first N
-// publishes fail transiently (a broker hiccup).
+// publishes fail transiently (a broker hiccup); before, when set, runs
+// first on every publish (outside the lock: it may hold a publish back).
 type captureSink struct {
 	mu        sync.Mutex
 	events    []cloudevents.Event
 	failFirst int
 	calls     int
+	before    func(cloudevents.Event)
 }
 
 func (s *captureSink) Publish(_ context.Context, ev cloudevents.Event) error {
+	if s.before != nil {
+		s.before(ev)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++

@@ -119,13 +119,15 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 		}
 		return "", st, err
 	}
+	// What this process reported, and nothing newer: the watcher compares
+	// each change with it to tell news from echoes.
+	p.reported.remember(st.observed)
 	if !deleting {
 		// After the Unknown report, so that the final one lands after it.
 		if err := p.markStatusPending(ctx, st, res.Generation); err != nil {
 			return "", st, err
 		}
 	}
-	p.reported.remember(st.observed)
 	phase(PhaseReport)
 	return Reconciled, st, nil
 }
@@ -185,9 +187,14 @@ func (p *Pipeline) markStatusPending(ctx context.Context, st *state, gen int64) 
 		if err != nil {
 			return fmt.Errorf("marking ManifestWork %s/%s as awaiting the agent's status: %w", w.Namespace, w.Name, err)
 		}
+		// got is not remembered as reported: it may already carry the
+		// agent's answer (another replica marked the work first and the
+		// agent answered before this replica's Unknown went out, after the
+		// other replicas' watchers reported it). This replica's watcher
+		// must still take that answer for news and report it after the
+		// Unknown.
 		loggerFrom(ctx, p.log).InfoContext(ctx, "the agent did not report in time; the work is marked so that any replica reports its status when the agent answers",
-			"work", workName(w), "status_timeout", p.cfg.StatusTimeout)
-		st.observed[i].Work = got
+			"work", workName(w), "status_timeout", p.cfg.StatusTimeout, "settled", maestro.StatusSettled(got))
 	}
 	return nil
 }

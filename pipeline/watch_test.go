@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,22 +69,28 @@ func snapshotMsgWithAPI(t *testing.T) *events.Message {
 // the same adapter sharing its Maestro source: it sees the same works.
 func replicaOf(t *testing.T, h *harness, mode string) (*Pipeline, *captureSink) {
 	t.Helper()
+	cfg := DefaultConfig()
+	cfg.AdapterName = "namespace"
+	cfg.StatusWatch = mode
+	sink := &captureSink{}
+	return replicaWith(t, h, cfg, sink), sink
+}
+
+// replicaWith is replicaOf with its configuration and sink given.
+func replicaWith(t *testing.T, h *harness, cfg Config, sink events.StatusSink) *Pipeline {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tracker := deliverytest.RunTracker(t, h.backend, log)
 	handler, err := handlers.New(handlers.Config{Type: "namespace"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
-	cfg.AdapterName = "namespace"
-	cfg.StatusWatch = mode
-	sink := &captureSink{}
 	p, err := New(cfg, Deps{Decoder: events.NewDecoder(), Resources: hyperfleet.DirReader{Dir: filepath.Join("..", "testdata", "api")},
 		Handler: handler, Delivery: h.backend, Tracker: tracker, Sink: sink, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, sink
+	return p
 }
 
 // Replicas share one Maestro source and all see every work change; by
@@ -165,6 +173,79 @@ func TestLateStatusIsReportedByAnotherReplicaWhenTheWriterIsGone(t *testing.T) {
 	}
 	cancel()
 	<-watchDone
+}
+
+// Two replicas run an event for the same resource at once and both stop
+// waiting (STATUS_TIMEOUT) before the agent answers. One reports Unknown
+// and marks the work; the agent answers the marked version and a watcher
+// reports True; only then does the other replica's Unknown land (the sink
+// holds it back until a True is out, as a loaded machine did in the
+// replica-kill test, run 5 of CI on 2026-12-03). That replica's mark finds
+// the work already marked and settled. Its Unknown must not be the last
+// word: before, it remembered the settled state it read while marking as
+// if it had reported it, and its watcher took the agent's answer for old
+// news.
+func TestLateUnknownReportIsFollowedByTheAgentsAnswer(t *testing.T) {
+	sink := &captureSink{}
+	var unknowns atomic.Int32
+	heldBack := make(chan struct{})
+	sink.before = func(ev cloudevents.Event) {
+		var env hyperfleet.StatusEnvelope
+		if ev.DataAs(&env) != nil || conditions(env.Report)["Available"] != "Unknown" || unknowns.Add(1) != 2 {
+			return
+		}
+		defer close(heldBack)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			reps := sink.reports(t)
+			if n := len(reps); n > 0 && conditions(reps[n-1].Report)["Available"] == "True" {
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+		}
+		t.Error("no True report while the second Unknown was held back")
+	}
+	const timeout = 200 * time.Millisecond
+	h := newHarness(t, harnessOpts{adapterType: "namespace", sink: sink,
+		cfg:     func(c *Config) { c.StatusTimeout = timeout },
+		backend: embedded.Options{AgentDelay: 5 * timeout}})
+	cfg := DefaultConfig()
+	cfg.AdapterName, cfg.StatusWatch, cfg.StatusTimeout = "namespace", WatchDelivered, timeout
+	other := replicaWith(t, h, cfg, sink)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var watchers sync.WaitGroup
+	for _, p := range []*Pipeline{h.p, other} {
+		watchers.Add(1)
+		go func() { defer watchers.Done(); _ = p.WatchStatus(ctx) }()
+	}
+	var running sync.WaitGroup
+	for i, p := range []*Pipeline{h.p, other} {
+		msg := snapshotMsgWithAPI(t)
+		msg.TransportID = fmt.Sprintf("e%d", i+1)
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			runCtx, stop := context.WithTimeout(ctx, 30*time.Second)
+			defer stop()
+			if err := p.Run(runCtx, recording.NewSource([]*events.Message{msg})); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	running.Wait()
+	if n := unknowns.Load(); n != 2 {
+		t.Fatalf("%d Unknown reports, want one per replica (both stop waiting before the agent answers): %+v", n, sink.reports(t))
+	}
+	<-heldBack
+	waitCond(t, 10*time.Second, "a True report after the held-back Unknown", func() bool {
+		reps := sink.reports(t)
+		n := len(reps)
+		return n > 0 && conditions(reps[n-1].Report)["Available"] == "True"
+	})
+	cancel()
+	watchers.Wait()
 }
 
 func TestReportedWorksWorthReporting(t *testing.T) {

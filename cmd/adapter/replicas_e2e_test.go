@@ -197,6 +197,9 @@ func replicaKillRun(t *testing.T, env maestrotest.Env, run int) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for left := unfinished(r, ids); len(left) > 0; left = unfinished(r, ids) {
 		if time.Now().After(deadline) {
+			for i, l := range left[:min(2, len(left))] {
+				t.Logf("history of unfinished cluster %d of %d:\n%s", i+1, len(left), clusterHistory(t, r, allProcs(), strings.Fields(l)[0]))
+			}
 			t.Fatalf("after 2m, %d clusters' last report is not at generation %d with Applied/Available/Health True: %v", len(left), killGens, left)
 		}
 		time.Sleep(250 * time.Millisecond) // polling a condition with a deadline
@@ -346,6 +349,42 @@ func unfinished(r *brokerRig, ids []string) []string {
 		}
 	}
 	return out
+}
+
+// clusterHistory is what a failure needs to be explained from CI's output
+// alone: the reports on one cluster in the order they reached the status
+// exchange, and every replica's own log lines about it (the pipeline's,
+// not the Maestro client's), so a report that never came can be traced.
+func clusterHistory(t *testing.T, r *brokerRig, procs []*proc, id string) string {
+	t.Helper()
+	var b strings.Builder
+	r.mu.Lock()
+	for i, rep := range r.reports[id] {
+		fmt.Fprintf(&b, "report %d: generation %d", i+1, rep.ObservedGeneration)
+		for _, c := range rep.Conditions {
+			fmt.Fprintf(&b, " %s=%s", c.Type, c.Status)
+		}
+		b.WriteString("\n")
+	}
+	r.mu.Unlock()
+	for _, p := range procs {
+		raw, err := os.ReadFile(p.log)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", p.name, err)
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.Contains(l, id) && !strings.Contains(l, `"component":`) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		fmt.Fprintf(&b, "%s (%d lines):\n%s\n", p.name, len(lines), strings.Join(lines, "\n"))
+	}
+	return b.String()
 }
 
 // kill SIGKILLs p and waits for it to be gone.
