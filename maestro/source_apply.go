@@ -187,15 +187,19 @@ func (d *SourceDelivery) create(ctx context.Context, desired *workv1.ManifestWor
 }
 
 func (d *SourceDelivery) patch(ctx context.Context, stored, desired *workv1.ManifestWork) (patched *workv1.ManifestWork, err error) {
-	data, err := mergePatch(stored, desired)
-	if err != nil {
-		return nil, failure.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
-	}
-	// The patch is built on stored: a client that reads the work to apply
-	// the patch to may take stored (its version makes Maestro refuse the
-	// patch if the work has changed since).
-	ctx = withKnownStored(ctx, desired.Namespace, desired.Name, stored)
 	err = d.works(desired.Namespace, func(c workv1client.ManifestWorkInterface) error {
+		if u, ok := c.(VersionedUpdater); ok {
+			patched, err = u.UpdateVersioned(ctx, patchedWork(stored, desired))
+			return err
+		}
+		data, err := mergePatch(stored, desired)
+		if err != nil {
+			return failure.Permanent(fmt.Errorf("building patch for work %s/%s: %w", desired.Namespace, desired.Name, err))
+		}
+		// The patch is built on stored: a client that reads the work to
+		// apply the patch to may take stored (its version makes Maestro
+		// refuse the patch if the work has changed since).
+		ctx := withKnownStored(ctx, desired.Namespace, desired.Name, stored)
 		patched, err = c.Patch(ctx, desired.Name, types.MergePatchType, data, metav1.PatchOptions{})
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"reflect"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	workv1 "open-cluster-management.io/api/work/v1"
+	clientutils "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 )
@@ -176,4 +179,89 @@ func TestOrphanOption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// patchedWork builds directly what the OCM source client's Patch makes of
+// mergePatch's patch applied to the stored work (sdk-go clients/utils.Patch,
+// a JSON merge patch of the whole work). Random stored/desired pairs cover
+// owned and foreign labels and annotations, the resource version
+// annotation, the optional spec fields on either side and a stored status.
+func TestPatchedWorkIsTheMergePatchApplied(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(keys ...string) map[string]string {
+		var m map[string]string
+		for _, k := range keys {
+			if rng.IntN(2) == 0 {
+				if m == nil {
+					m = map[string]string{}
+				}
+				m[k] = fmt.Sprint("v", rng.IntN(2))
+			}
+		}
+		return m
+	}
+	manifests := func() []workv1.Manifest {
+		var out []workv1.Manifest
+		for i := range 1 + rng.IntN(3) {
+			out = append(out, workv1.Manifest{RawExtension: runtime.RawExtension{Raw: []byte(fmt.Sprintf(
+				`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m%d","labels":{"x":"%d"}},"data":{"v":"%d"}}`, i, rng.IntN(2), rng.IntN(3)))}})
+		}
+		return out
+	}
+	spec := func() workv1.ManifestWorkSpec {
+		s := workv1.ManifestWorkSpec{Workload: workv1.ManifestsTemplate{Manifests: manifests()}}
+		if rng.IntN(2) == 0 {
+			s.DeleteOption = &workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeOrphan}
+		}
+		if rng.IntN(2) == 0 {
+			s.ManifestConfigs = []workv1.ManifestConfigOption{{
+				ResourceIdentifier: workv1.ResourceIdentifier{Resource: "configmaps", Name: "m0"},
+				FeedbackRules:      []workv1.FeedbackRule{{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{{Name: "v", Path: ".data.v"}}}},
+			}}
+		}
+		return s
+	}
+	keys := []string{"hyperfleet.io/a", "hyperfleet.io/b", "logging.open-cluster-management.io/t", annotationCloudEventsResourceVersion}
+	for i := range 500 {
+		stored := &workv1.ManifestWork{
+			TypeMeta: metav1.TypeMeta{Kind: "ManifestWork", APIVersion: "work.open-cluster-management.io/v1"},
+			ObjectMeta: metav1.ObjectMeta{Name: "w", Namespace: "c", UID: "u", Generation: int64(1 + rng.IntN(9)),
+				Labels: pick(keys[:3]...), Annotations: pick(keys...)},
+			Spec: spec(),
+		}
+		stored.ResourceVersion = fmt.Sprint(stored.Generation)
+		if rng.IntN(2) == 0 {
+			stored.Status.Conditions = []metav1.Condition{{Type: workv1.WorkApplied, Status: metav1.ConditionTrue, ObservedGeneration: stored.Generation, Reason: "r"}}
+		}
+		desired := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{Name: "w", Namespace: "c",
+			Labels: pick(keys[:2]...), Annotations: pick(keys[:2]...)}, Spec: spec()}
+
+		data, err := mergePatch(stored, desired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaPatch, err := clientutils.Patch(types.MergePatchType, stored, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, got := jsonValue(t, viaPatch), jsonValue(t, patchedWork(stored, desired))
+		if !reflect.DeepEqual(got, want) {
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			t.Fatalf("case %d: patchedWork\n%s\nwant (merge patch %s applied)\n%s", i, gb, data, wb)
+		}
+	}
+}
+
+func jsonValue(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

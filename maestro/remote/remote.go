@@ -118,14 +118,14 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		// already knows (see writer.go), on a connection of its own.
 		wdialer = &grpcoptions.GRPCDialer{URL: dialer.URL, ExtraDialOpts: dialOpts, TLSConfig: dialer.TLSConfig}
 		wOpts := &grpcoptions.GRPCOptions{Dialer: wdialer, ServerHealthinessTimeout: &healthiness}
-		writer, err := newWriter(clientCtx, api, wOpts, opts.SourceID)
+		writer, pub, err := newWriter(clientCtx, api, wOpts, opts.SourceID)
 		if err != nil {
 			cancel()
 			_ = dialer.Close()
 			_ = wdialer.Close()
 			return nil, fmt.Errorf("maestro backend: starting the writing source client for %s: %w", opts.GRPCEndpoint, err)
 		}
-		works = splitClient{perCallNamespace: perCallNamespace{wrapper}, writer: writer}
+		works = splitClient{perCallNamespace: perCallNamespace{wrapper}, writer: writer, pub: pub}
 		srcOpts.IndependentNamespaces = true
 	}
 	b := &Backend{

@@ -5,18 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
+	cloudeventserrors "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/errors"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/store"
+	clientutils "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 	sourceclient "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/client"
 	sourcecodec "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/codec"
 	ceclients "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/clients"
 	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
+	"open-cluster-management.io/sdk-go/pkg/logging"
 
 	"github.com/openshift-online/maestro/pkg/api/openapi"
 	"github.com/openshift-online/maestro/pkg/client/cloudevents/grpcsource"
@@ -40,16 +47,69 @@ import (
 // grpcsource's client, whose watch this package keeps using.
 
 // newWriter starts the publishing client: the OCM source client on
-// knownStore, over its own connection.
-func newWriter(ctx context.Context, api *openapi.APIClient, grpcOpts *grpcoptions.GRPCOptions, sourceID string) (*sourceclient.ManifestWorkSourceClient, error) {
+// knownStore, over its own connection, and the CloudEvents client under it
+// (UpdateVersioned publishes through it directly).
+func newWriter(ctx context.Context, api *openapi.APIClient, grpcOpts *grpcoptions.GRPCOptions, sourceID string) (*sourceclient.ManifestWorkSourceClient, publisher, error) {
 	ce, err := ceclients.NewCloudEventSourceClient(ctx,
 		grpcoptions.NewSourceOptions(grpcOpts, sourceID, workpayload.ManifestBundleEventDataType),
 		nil, nil, // resync is disabled: no lister, no status hash
 		sourcecodec.NewManifestBundleCodec())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sourceclient.NewManifestWorkSourceClient(sourceID, &knownStore{api: api, sourceID: sourceID}, ce), nil
+	return sourceclient.NewManifestWorkSourceClient(sourceID, &knownStore{api: api, sourceID: sourceID}, ce), ce, nil
+}
+
+// publisher is the CloudEvents source client's publishing side.
+type publisher interface {
+	Publish(ctx context.Context, eventType types.CloudEventsType, work *workv1.ManifestWork) error
+}
+
+// specUpdate is the event type the OCM source client's Patch and Update
+// publish.
+var specUpdate = types.CloudEventsType{
+	CloudEventsDataType: workpayload.ManifestBundleEventDataType,
+	SubResource:         types.SubResourceSpec,
+	Action:              types.UpdateRequestAction,
+}
+
+// updateVersioned publishes work as a spec update at the version it
+// carries: what the OCM source client's Patch (sdk-go clients/work/source/
+// client ManifestWorkSourceClient.Patch) does once it has applied the patch
+// to the stored work, without that JSON round trip (see
+// maestro.VersionedUpdater). Its steps and errors are the client's: the
+// version from the resource version annotation, else the work's own; the
+// log tracing annotation; ValidateWork; the publish, whose refusals become
+// the same StatusErrors (a stale version is a Conflict).
+func updateVersioned(ctx context.Context, pub publisher, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	newWork := work.DeepCopy()
+	var generation int64
+	rv, ok := newWork.Annotations[common.CloudEventsResourceVersionAnnotationKey]
+	if ok {
+		g, err := strconv.ParseInt(rv, 10, 64)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		generation = g
+	}
+	if generation == 0 {
+		generation = newWork.Generation
+	}
+	if rv == "" {
+		rv = newWork.ResourceVersion
+	}
+	if rv == "" {
+		rv = "0"
+	}
+	newWork.Generation, newWork.ResourceVersion = generation, rv
+	logging.SetLogTracingFromContext(ctx, newWork)
+	if errs := clientutils.ValidateWork(newWork); len(errs) != 0 {
+		return nil, apierrors.NewInvalid(common.ManifestWorkGK, newWork.Name, errs)
+	}
+	if err := pub.Publish(ctx, specUpdate, newWork); err != nil {
+		return nil, cloudeventserrors.ToStatusError(common.ManifestWorkGR, newWork.Name, err)
+	}
+	return newWork, nil
 }
 
 // knownStore is the writer's store: Get answers with what Apply knows of
@@ -108,17 +168,26 @@ func (s *knownStore) ListAll(context.Context) ([]*workv1.ManifestWork, error) { 
 type splitClient struct {
 	perCallNamespace
 	writer *sourceclient.ManifestWorkSourceClient
+	pub    publisher
 }
 
 func (c splitClient) ManifestWorks(namespace string) workv1client.ManifestWorkInterface {
 	cp := *c.writer
 	cp.SetNamespace(namespace)
-	return splitWorks{ManifestWorkSourceClient: &cp, watcher: c.perCallNamespace.ManifestWorks(namespace)}
+	return splitWorks{ManifestWorkSourceClient: &cp, pub: c.pub, watcher: c.perCallNamespace.ManifestWorks(namespace)}
 }
 
 type splitWorks struct {
 	*sourceclient.ManifestWorkSourceClient
+	pub     publisher
 	watcher workv1client.ManifestWorkInterface
+}
+
+var _ maestro.VersionedUpdater = splitWorks{}
+
+// UpdateVersioned implements maestro.VersionedUpdater.
+func (w splitWorks) UpdateVersioned(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
+	return updateVersioned(ctx, w.pub, work)
 }
 
 func (w splitWorks) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
