@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strconv"
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -117,6 +119,31 @@ func patchedWork(stored, desired *workv1.ManifestWork) *workv1.ManifestWork {
 	desired.Spec.DeepCopyInto(&w.Spec)
 	stored.Status.DeepCopyInto(&w.Status)
 	return w
+}
+
+// OCMWorkVersion is the version the OCM source client publishes a work
+// update at (sdk-go clients/work/source/client getWorkResourceVersion): the
+// resource version annotation, else the work's own resourceVersion and
+// generation; "0" (no version check) when it has none. The writers that
+// publish without that client's Patch (maestro/remote's UpdateVersioned)
+// and the embedded store that plays Maestro use it so as to agree with it.
+func OCMWorkVersion(w *workv1.ManifestWork) (rv string, gen int64, err error) {
+	rv, ok := w.Annotations[annotationCloudEventsResourceVersion]
+	if ok {
+		if gen, err = strconv.ParseInt(rv, 10, 64); err != nil {
+			return "", 0, apierrors.NewInternalError(err)
+		}
+	}
+	if gen == 0 {
+		gen = w.Generation
+	}
+	if rv == "" {
+		rv = w.ResourceVersion
+		if rv == "" {
+			rv = "0"
+		}
+	}
+	return rv, gen, nil
 }
 
 // manifestIdentity is what Maestro's ValidateManifestBundleUpdate holds

@@ -26,6 +26,8 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/common"
 	cloudeventserrors "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/errors"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/utils"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro"
 )
 
 // manifestWorks is the client for one namespace.
@@ -44,29 +46,6 @@ var gr = common.ManifestWorkGR
 func publishError(name, action string, serverMsg string) error {
 	return cloudeventserrors.ToStatusError(gr, name,
 		grpcstatus.Error(codes.Unknown, fmt.Sprintf("failed to %s resource: %s", action, serverMsg)))
-}
-
-// version is the SDK's getWorkResourceVersion: the resource version
-// annotation, else metadata.generation.
-func version(w *workv1.ManifestWork) (string, int64, error) {
-	var gen int64
-	rv, ok := w.Annotations[common.CloudEventsResourceVersionAnnotationKey]
-	if ok {
-		var err error
-		if gen, err = strconv.ParseInt(rv, 10, 64); err != nil {
-			return "", 0, apierrors.NewInternalError(err)
-		}
-	}
-	if gen == 0 {
-		gen = w.Generation
-	}
-	if rv == "" {
-		rv = w.ResourceVersion
-		if rv == "" {
-			rv = "0"
-		}
-	}
-	return rv, gen, nil
 }
 
 func (c *manifestWorks) Create(ctx context.Context, mw *workv1.ManifestWork, _ metav1.CreateOptions) (*workv1.ManifestWork, error) {
@@ -88,7 +67,7 @@ func (c *manifestWorks) Create(ctx context.Context, mw *workv1.ManifestWork, _ m
 	sent := mw.DeepCopy()
 	sent.UID = types.UID(utils.UID(s.sourceID, gr.String(), c.namespace, sent.Name))
 	sent.Namespace = c.namespace
-	rv, gen, err := version(mw)
+	rv, gen, err := maestro.OCMWorkVersion(mw)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +214,7 @@ func (c *manifestWorks) Patch(ctx context.Context, name string, pt types.PatchTy
 		return nil, apierrors.NewInternalError(err)
 	}
 	sent := patched.DeepCopy()
-	rv, gen, err := version(patched)
+	rv, gen, err := maestro.OCMWorkVersion(patched)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,23 +82,9 @@ var specUpdate = types.CloudEventsType{
 // the same StatusErrors (a stale version is a Conflict).
 func updateVersioned(ctx context.Context, pub publisher, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
 	newWork := work.DeepCopy()
-	var generation int64
-	rv, ok := newWork.Annotations[common.CloudEventsResourceVersionAnnotationKey]
-	if ok {
-		g, err := strconv.ParseInt(rv, 10, 64)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		generation = g
-	}
-	if generation == 0 {
-		generation = newWork.Generation
-	}
-	if rv == "" {
-		rv = newWork.ResourceVersion
-	}
-	if rv == "" {
-		rv = "0"
+	rv, generation, err := maestro.OCMWorkVersion(newWork)
+	if err != nil {
+		return nil, err
 	}
 	newWork.Generation, newWork.ResourceVersion = generation, rv
 	logging.SetLogTracingFromContext(ctx, newWork)
