@@ -96,16 +96,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.p("Where the time of one event goes, by the adapter's own histograms (means, ms; `event` is the whole handling, " +
 		"publish → status minus `event` is the two broker hops, scheduling and acknowledgement):")
 	b.p("")
-	b.p("| Agent | Concurrency | Replicas | publish → status | event | read_resource | build | deliver | await_status | report | raw Maestro apply → Available | adapter backend alone apply → Available |")
-	b.p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	b.p("| Agent | Concurrency | Replicas | publish → status | event | read_resource | build | deliver | await_status | report | of which generation read | raw Maestro apply → Available | adapter backend alone apply → Available |")
+	b.p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, d := range r.Direct {
 		p := d.Phases
 		backend := "–"
 		if d.BackendRate > 0 {
 			backend = fmt.Sprintf("%.2f", d.BackendLatency.Mean)
 		}
-		b.p("| %s | %d | %d | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %s |", d.Agent, d.Concurrency, d.Replicas, d.Latency.Mean, p.Event,
-			p.ReadResource, p.Build, p.Deliver, p.AwaitStatus, p.Report, d.MaestroLatency.Mean, backend)
+		b.p("| %s | %d | %d | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |", d.Agent, d.Concurrency, d.Replicas, d.Latency.Mean, p.Event,
+			p.ReadResource, p.Build, p.Deliver, p.AwaitStatus, p.Report, p.GenerationRead, d.MaestroLatency.Mean, backend)
 	}
 	b.p("")
 

@@ -99,7 +99,10 @@ type Phases struct {
 	Deliver      float64 `json:"deliver_ms"`
 	AwaitStatus  float64 `json:"await_status_ms"`
 	Report       float64 `json:"report_ms"`
-	Event        float64 `json:"event_ms"`
+	// GenerationRead is the mean Maestro read of the report phase (the
+	// generation check before publishing; delivery calls with op "get").
+	GenerationRead float64 `json:"generation_read_ms"`
+	Event          float64 `json:"event_ms"`
 }
 
 // DirectRun is the adapter delivering straight to Maestro: a closed loop

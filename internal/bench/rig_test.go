@@ -73,6 +73,11 @@ func freeAddr(t testing.TB) string {
 // name functions.
 func buildAdapter(t testing.TB, dir string) string {
 	t.Helper()
+	if bin := os.Getenv("BENCH_ADAPTER_BIN"); bin != "" {
+		// A prebuilt adapter: to compare two builds row by row, run the
+		// same rows once with each (see README, Performance).
+		return bin
+	}
 	bin := filepath.Join(dir, "adapter")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/adapter")
 	cmd.Dir = repoRoot
@@ -504,6 +509,8 @@ func fetch(url, path string, timeout time.Duration) error {
 const (
 	phaseMetric = "hyperfleet_adapter_phase_duration_seconds"
 	eventMetric = "hyperfleet_adapter_event_duration_seconds"
+	// deliveryMetric times the delivery backend's calls by op.
+	deliveryMetric = "hyperfleet_adapter_delivery_call_duration_seconds"
 )
 
 // window is what several adapters' metrics say about the time between two
@@ -556,7 +563,8 @@ func (w window) phases() Phases {
 	return Phases{
 		ReadResource: ph("read_resource"), Build: ph("build"), Deliver: ph("deliver"),
 		AwaitStatus: ph("await_status"), Report: ph("report"),
-		Event: w.mean(eventMetric, map[string]string{"outcome": "reconciled"}),
+		GenerationRead: w.mean(deliveryMetric, map[string]string{"op": "get"}),
+		Event:          w.mean(eventMetric, map[string]string{"outcome": "reconciled"}),
 	}
 }
 
