@@ -264,12 +264,19 @@ type Writer struct {
 	f  interface{ Sync() error }
 }
 
-// NewWriter writes to w; if w has Sync (a file), every entry is synced so a
-// recording survives a crash of the recorder.
+// NewWriter writes to w; if w is a regular file (or anything else with
+// Sync but no Stat), every entry is synced so a recording survives a crash
+// of the recorder. A pipe or terminal (`adapter record --out -` piped on)
+// has nothing to sync to: fsync on one fails with EINVAL.
 func NewWriter(w io.Writer) *Writer {
 	wr := &Writer{w: bufio.NewWriter(w)}
 	if f, ok := w.(interface{ Sync() error }); ok {
 		wr.f = f
+	}
+	if f, ok := w.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			wr.f = nil
+		}
 	}
 	return wr
 }
