@@ -35,6 +35,8 @@ type benchConfig struct {
 	rateEvents  int           // BENCH_RATE_EVENTS: events of the added-latency run
 	rabbitMsgs  int           // BENCH_RABBIT_MESSAGES: messages per raw consume run
 	profileTime time.Duration // BENCH_PROFILE_SECONDS: CPU profile length in the scale run
+	// BENCH_ADAPTER_BIN (read by buildAdapter): a prebuilt adapter to run
+	// instead of building cmd/adapter, to compare two builds row by row.
 }
 
 func loadBenchConfig(t *testing.T) benchConfig {
