@@ -188,12 +188,27 @@ func (e *Expectation) Await(ctx context.Context, initial *workv1.ManifestWork, d
 			return last, failure.Transient(fmt.Errorf("waiting for work %s/%s: %w", e.key.consumer, e.key.name, ctx.Err()))
 		case <-e.w.notify:
 			ev := e.w.take()
-			last = ev.Work
-			if ev.Type == watch.Deleted {
+			switch {
+			case ev.Type == watch.Deleted:
 				last = nil
+			case olderVersion(ev.Work, last):
+				// The agent's answer to a version before the one this wait
+				// starts from (or has seen since): the watch only carries
+				// statuses, so an answer to another writer's earlier write
+				// can arrive after this process's newer write returned.
+				// Taking it would report the old version's state, and a
+				// settled old version would even pass for the answer.
+			default:
+				last = ev.Work
 			}
 		}
 	}
+}
+
+// olderVersion reports whether w is an earlier Maestro version of the same
+// work than than.
+func olderVersion(w, than *workv1.ManifestWork) bool {
+	return w != nil && than != nil && w.UID == than.UID && w.Generation < than.Generation
 }
 
 // waiter holds the latest event for one Await.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
@@ -365,5 +367,56 @@ func TestLateSubscriberLearnsOfStatusPendingWorks(t *testing.T) {
 	apply(marked("other", 1, "1"))
 	if w := first(later); w.Name != "other" {
 		t.Errorf("a later subscriber's first event is %s, want other (pending is no longer marked)", w.Name)
+	}
+}
+
+// chanWatch is a Delivery whose watch is a channel the test writes.
+type chanWatch struct {
+	maestro.Delivery
+	ch chan maestro.WorkEvent
+}
+
+func (c *chanWatch) Watch(context.Context) (<-chan maestro.WorkEvent, error) { return c.ch, nil }
+
+// Replicas A and B write one work: B's write (version 4) returns, then the
+// agent's answer to A's earlier write (version 3) arrives on the watch. B's
+// wait must not take it: it is settled, but for the older version, and B
+// would report version 3's state as its own and think the agent answered
+// (CI's replica-kill test, 2026-12-03: the last report said "still carries
+// generation 3, not 5" and no mark was left for a watcher to finish it).
+func TestAwaitIgnoresAnAnswerToAnOlderVersion(t *testing.T) {
+	d := &chanWatch{ch: make(chan maestro.WorkEvent, 4)}
+	tr := runTracker(t, d)
+	t.Cleanup(func() { close(d.ch) }) // runs before runTracker's: ends the watch
+	at := func(version int64, gen string, applied bool) *workv1.ManifestWork {
+		w := &workv1.ManifestWork{}
+		w.Namespace, w.Name, w.UID, w.Generation = "c", "w", "uid-1", version
+		w.Annotations = map[string]string{workmeta.AnnotationGeneration: gen}
+		if applied {
+			w.Status.Conditions = []metav1.Condition{{Type: workv1.WorkApplied, Status: "True", ObservedGeneration: version, Reason: "r"}}
+		}
+		return w
+	}
+	e := tr.Expect("c", "w")
+	written := at(4, "5", false) // what B's Apply returned
+	d.ch <- maestro.WorkEvent{Type: watch.Modified, Work: at(3, "3", true)}
+	d.ch <- maestro.WorkEvent{Type: watch.Modified, Work: at(3, "3", true)} // a resend: the first was taken
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	got, err := e.Await(ctx, written, isApplied)
+	if err == nil {
+		t.Fatalf("Await accepted %s generation %d as the answer to version 4", got.Annotations[workmeta.AnnotationGeneration], got.Generation)
+	}
+	if got == nil || got.Generation != 4 {
+		t.Fatalf("Await's last seen state is version %v, want the version-4 write it started from", got)
+	}
+
+	// The answer to version 4 is taken.
+	e = tr.Expect("c", "w")
+	d.ch <- maestro.WorkEvent{Type: watch.Modified, Work: at(4, "5", true)}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if got, err := e.Await(ctx2, written, isApplied); err != nil || got.Generation != 4 {
+		t.Fatalf("Await: %v %v, want the agent's answer to version 4", got, err)
 	}
 }
