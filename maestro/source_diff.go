@@ -101,7 +101,8 @@ func mergePatch(stored, desired *workv1.ManifestWork) ([]byte, error) {
 // (a JSON round trip of the whole work with its status, and a json-patch
 // merge), about 15% of the adapter's CPU per event in the benchmark's
 // profile. Maestro refuses the update as it would the patch when the
-// version is stale.
+// version is stale. UpdateVersioned takes the work over: the caller does
+// not use it afterwards.
 type VersionedUpdater interface {
 	UpdateVersioned(ctx context.Context, work *workv1.ManifestWork) (*workv1.ManifestWork, error)
 }

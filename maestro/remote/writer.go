@@ -79,9 +79,10 @@ var specUpdate = types.CloudEventsType{
 // maestro.VersionedUpdater). Its steps and errors are the client's: the
 // version from the resource version annotation, else the work's own; the
 // log tracing annotation; ValidateWork; the publish, whose refusals become
-// the same StatusErrors (a stale version is a Conflict).
-func updateVersioned(ctx context.Context, pub publisher, work *workv1.ManifestWork) (*workv1.ManifestWork, error) {
-	newWork := work.DeepCopy()
+// the same StatusErrors (a stale version is a Conflict). It takes work
+// over (sets its version and tracing annotation and returns it): Apply
+// hands it a work built for this call, so a copy would be the second one.
+func updateVersioned(ctx context.Context, pub publisher, newWork *workv1.ManifestWork) (*workv1.ManifestWork, error) {
 	rv, generation, err := maestro.OCMWorkVersion(newWork)
 	if err != nil {
 		return nil, err
