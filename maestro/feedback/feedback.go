@@ -11,6 +11,7 @@ package feedback
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -37,21 +38,67 @@ type Resource struct {
 	Group, Resource, Name, Namespace string
 }
 
-// Rules returns the feedback rules of the manifest configs that match r:
-// group and resource exactly, name and namespace exactly or by "*".
-func Rules(configs []workv1.ManifestConfigOption, r Resource) []workv1.FeedbackRule {
-	var rules []workv1.FeedbackRule
-	for _, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == r.Group && id.Resource == r.Resource && matches(id.Name, r.Name) && matches(id.Namespace, r.Namespace) {
-			rules = append(rules, c.FeedbackRules...)
+// Config returns the settings the work's manifest configs give r, as the
+// real agent resolves them (OCM's helper.FindManifestConfiguration): each
+// of feedback rules, condition rules and update strategy comes from the
+// first config that matches r and sets it, so a later matching config never
+// adds to an earlier one's rules. A config matches on group and resource
+// exactly and on name and namespace exactly or as a pattern in which "*"
+// stands for any run of characters ("cluster-*", "*-secret", "*"). ok is
+// false when no matching config sets anything.
+func Config(configs []workv1.ManifestConfigOption, r Resource) (c workv1.ManifestConfigOption, ok bool) {
+	c.ResourceIdentifier = workv1.ResourceIdentifier{Group: r.Group, Resource: r.Resource, Name: r.Name, Namespace: r.Namespace}
+	for _, o := range configs {
+		id := o.ResourceIdentifier
+		if id.Group != r.Group || id.Resource != r.Resource || !wildcardMatch(r.Namespace, id.Namespace) || !wildcardMatch(r.Name, id.Name) {
+			continue
+		}
+		if len(c.ConditionRules) == 0 && len(o.ConditionRules) != 0 {
+			c.ConditionRules = o.ConditionRules
+		}
+		if len(c.FeedbackRules) == 0 && len(o.FeedbackRules) != 0 {
+			c.FeedbackRules = o.FeedbackRules
+		}
+		if c.UpdateStrategy == nil && o.UpdateStrategy != nil {
+			c.UpdateStrategy = o.UpdateStrategy
 		}
 	}
-	return rules
+	return c, len(c.FeedbackRules) != 0 || len(c.ConditionRules) != 0 || c.UpdateStrategy != nil
 }
 
-func matches(pattern, value string) bool {
-	return pattern == value || pattern == "*"
+// Rules returns the feedback rules the agent evaluates for r: those of the
+// first matching manifest config that has any (see Config).
+func Rules(configs []workv1.ManifestConfigOption, r Resource) []workv1.FeedbackRule {
+	c, _ := Config(configs, r)
+	return c.FeedbackRules
+}
+
+// wildcardMatch is the agent's name and namespace match: value equals
+// pattern, or pattern is "*", or pattern with each "*" standing for any run
+// of characters matches the whole of value. Written without the agent's
+// regular expression (compiled on every call there): the same language,
+// matched greedily from both ends.
+func wildcardMatch(value, pattern string) bool {
+	if value == pattern || pattern == "*" {
+		return true
+	}
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return false // no "*" and not equal
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	if len(value) < len(first)+len(last) || !strings.HasPrefix(value, first) || !strings.HasSuffix(value, last) {
+		return false
+	}
+	rest := value[len(first) : len(value)-len(last)]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return true
 }
 
 // Evaluate evaluates rules against obj, the whole object as read from the

@@ -1,6 +1,8 @@
 package feedback
 
 import (
+	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,26 +90,98 @@ func show(v workv1.FieldValue) string {
 	return string(v.Type) + ":<nil>"
 }
 
-// Rules matches as the agent does: group and resource exactly, name and
-// namespace exactly or by "*".
+// Rules resolves as the agent does (OCM's FindManifestConfiguration): the
+// feedback rules of the first matching config that has any, never those of
+// several; group and resource exactly, name and namespace exactly or as a
+// "*" pattern.
 func TestRules(t *testing.T) {
 	rule := func(name string) workv1.FeedbackRule {
 		return workv1.FeedbackRule{Type: workv1.JSONPathsType, JsonPaths: []workv1.JsonPath{{Name: name, Path: ".status"}}}
 	}
+	id := func(group, resource, ns, name string) workv1.ResourceIdentifier {
+		return workv1.ResourceIdentifier{Group: group, Resource: resource, Namespace: ns, Name: name}
+	}
+	strategy := &workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeServerSideApply}
 	configs := []workv1.ManifestConfigOption{
-		{ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"}, FeedbackRules: []workv1.FeedbackRule{rule("exact")}},
-		{ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "*", Namespace: "*"}, FeedbackRules: []workv1.FeedbackRule{rule("any")}},
-		{ResourceIdentifier: workv1.ResourceIdentifier{Resource: "deployments", Name: "web", Namespace: "ns"}, FeedbackRules: []workv1.FeedbackRule{rule("core")}},
+		{ResourceIdentifier: id("apps", "deployments", "ns", "web")}, // matches, sets nothing
+		{ResourceIdentifier: id("apps", "deployments", "ns", "w*b"), FeedbackRules: []workv1.FeedbackRule{rule("glob")}},
+		{ResourceIdentifier: id("apps", "deployments", "*", "*"), FeedbackRules: []workv1.FeedbackRule{rule("any")}, UpdateStrategy: strategy},
+		{ResourceIdentifier: id("", "deployments", "ns", "web"), FeedbackRules: []workv1.FeedbackRule{rule("core")}},
+		{ResourceIdentifier: id("apps", "statefulsets", "team-*", "db-*-0"), FeedbackRules: []workv1.FeedbackRule{rule("sts")}},
 	}
-	var names []string
-	for _, r := range Rules(configs, Resource{Group: "apps", Resource: "deployments", Name: "web", Namespace: "ns"}) {
-		names = append(names, r.JsonPaths[0].Name)
+	names := func(rules []workv1.FeedbackRule) string {
+		var out []string
+		for _, r := range rules {
+			out = append(out, r.JsonPaths[0].Name)
+		}
+		return strings.Join(out, ",")
 	}
-	if strings.Join(names, ",") != "exact,any" {
-		t.Errorf("rules for apps/deployments ns/web = %v, want exact,any", names)
+	for _, c := range []struct {
+		r    Resource
+		want string
+	}{
+		{Resource{Group: "apps", Resource: "deployments", Namespace: "ns", Name: "web"}, "glob"},
+		{Resource{Group: "apps", Resource: "deployments", Namespace: "ns", Name: "api"}, "any"},
+		{Resource{Resource: "deployments", Namespace: "ns", Name: "web"}, "core"},
+		{Resource{Group: "apps", Resource: "statefulsets", Namespace: "team-a", Name: "db-main-0"}, "sts"},
+		{Resource{Group: "apps", Resource: "statefulsets", Namespace: "team-a", Name: "db-main-1"}, ""},
+		{Resource{Group: "apps", Resource: "statefulsets", Namespace: "other", Name: "db-main-0"}, ""},
+	} {
+		if got := names(Rules(configs, c.r)); got != c.want {
+			t.Errorf("rules for %+v = %q, want %q", c.r, got, c.want)
+		}
 	}
-	if got := Rules(configs, Resource{Group: "apps", Resource: "statefulsets", Name: "web", Namespace: "ns"}); len(got) != 0 {
-		t.Errorf("rules for a statefulset = %+v, want none", got)
+	// Each setting from the first config that sets it: the feedback rules
+	// of the second config, the update strategy of the third.
+	got, ok := Config(configs, Resource{Group: "apps", Resource: "deployments", Namespace: "ns", Name: "web"})
+	if !ok || names(got.FeedbackRules) != "glob" || got.UpdateStrategy != strategy {
+		t.Errorf("config for ns/web = %+v (ok %v), want glob's rules and any's strategy", got, ok)
+	}
+	if _, ok := Config(configs, Resource{Resource: "configmaps", Namespace: "ns", Name: "web"}); ok {
+		t.Error("config for a configmap: ok, want none")
+	}
+}
+
+// agentWildcardMatch is the agent's own match (OCM pkg/work/helper
+// wildcardMatch), the reference wildcardMatch must agree with.
+func agentWildcardMatch(resource, target string) bool {
+	if resource == target || target == "*" {
+		return true
+	}
+	pattern := "^" + regexp.QuoteMeta(target) + "$"
+	pattern = strings.ReplaceAll(pattern, "\\*", ".*")
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return false
+	}
+	return re.MatchString(resource)
+}
+
+// wildcardMatch agrees with the agent's regular expression on every pair
+// drawn from a small alphabet (where "*" and repeats make the tricky cases:
+// overlapping parts, a pattern longer than the value, "**").
+func TestWildcardMatchIsTheAgents(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func(alphabet string, max int) string {
+		b := make([]byte, rng.IntN(max+1))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	matched := 0
+	for i := 0; i < 200000; i++ {
+		value, pattern := word("ab.-", 7), word("ab*.", 6)
+		want := agentWildcardMatch(value, pattern)
+		if got := wildcardMatch(value, pattern); got != want {
+			t.Fatalf("wildcardMatch(%q, %q) = %v, the agent's %v", value, pattern, got, want)
+		}
+		if want {
+			matched++
+		}
+	}
+	if matched < 1000 {
+		t.Fatalf("only %d of the pairs matched: the cases say little", matched)
 	}
 }
 

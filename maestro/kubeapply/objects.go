@@ -23,6 +23,7 @@ import (
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/failure"
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // manifest is one manifest of a work, ready to apply.
@@ -167,22 +168,27 @@ func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterfac
 	return classify(fmt.Errorf("deleting %s %s: %w", live.GetKind(), live.GetName(), err))
 }
 
-// orphaned reports whether the work's delete option keeps ref.
+// orphaned reports whether the work's delete option keeps ref, as the real
+// agent decides it (OCM's helper.OwnedByTheWork): no option and Foreground
+// delete everything, Orphan keeps everything, and any other policy (
+// SelectivelyOrphan, but also an empty or unknown one, which Maestro does
+// not refuse) keeps exactly what an orphaning rule names.
 func orphaned(opt *workv1.DeleteOption, ref objectRef) bool {
 	if opt == nil {
 		return false
 	}
 	switch opt.PropagationPolicy {
+	case workv1.DeletePropagationPolicyTypeForeground:
+		return false
 	case workv1.DeletePropagationPolicyTypeOrphan:
 		return true
-	case workv1.DeletePropagationPolicyTypeSelectivelyOrphan:
-		if opt.SelectivelyOrphan == nil {
-			return false
-		}
-		for _, r := range opt.SelectivelyOrphan.OrphaningRules {
-			if r.Group == ref.Group && r.Resource == ref.Resource && r.Namespace == ref.Namespace && r.Name == ref.Name {
-				return true
-			}
+	}
+	if opt.SelectivelyOrphan == nil {
+		return false
+	}
+	for _, r := range opt.SelectivelyOrphan.OrphaningRules {
+		if r.Group == ref.Group && r.Resource == ref.Resource && r.Namespace == ref.Namespace && r.Name == ref.Name {
+			return true
 		}
 	}
 	return false
@@ -265,15 +271,11 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 }
 
 // updateStrategy is the update strategy the work's manifestConfigs give
-// ref, or nil.
+// ref, or nil, resolved as the real agent resolves it (feedback.Config:
+// the first matching config that sets one, "*" patterns included).
 func updateStrategy(configs []workv1.ManifestConfigOption, ref objectRef) *workv1.UpdateStrategy {
-	for _, c := range configs {
-		id := c.ResourceIdentifier
-		if id.Group == ref.Group && id.Resource == ref.Resource && id.Namespace == ref.Namespace && id.Name == ref.Name && c.UpdateStrategy != nil {
-			return c.UpdateStrategy
-		}
-	}
-	return nil
+	c, _ := feedback.Config(configs, feedback.Resource{Group: ref.Group, Resource: ref.Resource, Name: ref.Name, Namespace: ref.Namespace})
+	return c.UpdateStrategy
 }
 
 // fieldConflict reports a server-side apply refused because other field

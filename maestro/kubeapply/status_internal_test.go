@@ -46,6 +46,7 @@ func TestReady(t *testing.T) {
 	}
 }
 
+// orphaned decides as the real agent and maestrotest's stand-in do.
 func TestOrphaned(t *testing.T) {
 	ref := objectRef{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespace: "ns", Name: "a"}
 	rule := func(name string) *workv1.DeleteOption {
@@ -63,6 +64,11 @@ func TestOrphaned(t *testing.T) {
 		{"a rule naming it", rule("a"), true},
 		{"a rule naming another", rule("b"), false},
 		{"SelectivelyOrphan without rules", &workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeSelectivelyOrphan}, false},
+		// The agent applies the rules under any policy but Foreground and
+		// Orphan (OCM's OwnedByTheWork), so do the stand-in and this.
+		{"empty policy, a rule naming it", &workv1.DeleteOption{SelectivelyOrphan: rule("a").SelectivelyOrphan}, true},
+		{"unknown policy, a rule naming it", &workv1.DeleteOption{PropagationPolicy: "Sometimes", SelectivelyOrphan: rule("a").SelectivelyOrphan}, true},
+		{"empty policy, a rule naming another", &workv1.DeleteOption{SelectivelyOrphan: rule("b").SelectivelyOrphan}, false},
 	} {
 		if got := orphaned(tc.opt, ref); got != tc.want {
 			t.Errorf("%s: orphaned = %v, want %v", tc.name, got, tc.want)
