@@ -139,7 +139,8 @@ func TestAPITokenRefusedThenAccepted(t *testing.T) {
 		if c := h.p.Stats().Counts(); c[Reconciled] != 1 || c[Failed] != 0 {
 			t.Fatalf("stats %v", c)
 		}
-		want := []string{"GET Unauthorized", "GET OK", "PUT Created"}
+		// The second OK GET is the check before the report (newerWork).
+		want := []string{"GET Unauthorized", "GET OK", "GET OK", "PUT Created"}
 		if got := api.requests(); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("the API saw %v, want %v", got, want)
 		}
@@ -185,8 +186,9 @@ func TestStatusPut404IsGone(t *testing.T) {
 	if c := h.p.Stats().Counts(); c[Gone] != 1 || c[Failed] != 0 {
 		t.Fatalf("stats %v, want gone 1, failed 0", c)
 	}
-	if got := api.requests(); strings.Join(got, ",") != "GET OK,PUT Not Found" {
-		t.Fatalf("the API saw %v, want one GET and one PUT (no retry, no failure report)", got)
+	// The second GET is the check before the report (newerWork).
+	if got := api.requests(); strings.Join(got, ",") != "GET OK,GET OK,PUT Not Found" {
+		t.Fatalf("the API saw %v, want the resource's GET, the check's GET and one PUT (no retry, no failure report)", got)
 	}
 	if stored, ignored, rejected := sink.Counts(); stored+ignored+rejected != 0 {
 		t.Errorf("sink counts stored %d ignored %d rejected %d: a 404 is none of them", stored, ignored, rejected)

@@ -309,8 +309,9 @@ func TestTransientFailureRetriedThenSucceeds(t *testing.T) {
 		t.Fatalf("outcomes %+v", o)
 	}
 	// two API failures, then a publish failure (the work is applied
-	// again, idempotently), then success.
-	if reader.calls.Load() != 4 || len(sink.events) != 1 {
+	// again, idempotently), then success; each of the last two tries reads
+	// the resource twice: at the start and in the check before its report.
+	if reader.calls.Load() != 6 || len(sink.events) != 1 {
 		t.Fatalf("api calls %d, status events %d", reader.calls.Load(), len(sink.events))
 	}
 }
