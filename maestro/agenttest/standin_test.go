@@ -13,6 +13,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	workv1 "open-cluster-management.io/api/work/v1"
 
 	"github.com/openshift-hyperfleet/maestro-adapter/internal/workmeta"
@@ -29,7 +30,9 @@ const feedbackSynced = "StatusFeedbackSynced"
 // against the real one: the same work, with feedback rules of every kind
 // the agent distinguishes (scalars of each type, a whole object, a path
 // matching several values, a missing path, a path that does not parse, a
-// JSON value over 1 KiB, a rule for a version the object is not at), goes to a real agent and to
+// JSON value over 1 KiB, a rule for a version the object is not at; a
+// config matched by a "*" pattern, a second matching config whose rules the
+// agent ignores), goes to a real agent and to
 // a stand-in, and both must report the same feedback values and the same
 // StatusFeedbackSynced condition for every manifest. The objects are ones
 // whose live state the stand-in can know: a Namespace (status phase Active),
@@ -40,7 +43,11 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 	suffix := randomSuffix(t)
 	real, standIn := "agenttest-fb-real-"+suffix, "agenttest-fb-sim-"+suffix
 	agents := agenttest.Start(t, real)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cs, err := kubernetes.NewForConfig(agents.Kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*deadline+agentNoticesGone)
 	defer cancel()
 	if err := maestrotest.RegisterConsumer(ctx, agents.Maestro.HTTPEndpoint, standIn); err != nil {
 		t.Fatal(err)
@@ -105,6 +112,7 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 		"Namespace/status":             `JsonRaw:{"phase":"Active"}`,
 		"Namespace/missing":            "",
 		"Namespace/unparsable":         "",
+		"Namespace/shadowed":           "",
 		"Namespace/" + feedbackSynced:  "False",
 		"ConfigMap/greeting":           "String:hello",
 		"ConfigMap/immutable":          "Boolean:false",
@@ -119,23 +127,36 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 		}
 	}
 	// Leave nothing behind on the shared kube-apiserver: the real agent
-	// deletes the Namespace (and what is in it) with the work.
+	// deletes the Namespace (and what is in it) with the work. Its two
+	// steps are waited on apart, so a failure says which was slow: the
+	// namespace controller finalizing the Namespace, then the agent noticing
+	// it gone, which it checks on its AppliedManifestWork finalizer's
+	// requeue (50 ms doubling, capped at 60 s), so a Namespace that took
+	// 30 s is noticed up to 20 s later and one that took 60 s up to 40 s.
+	deleted := time.Now()
 	for _, consumer := range []string{real, standIn} {
 		if err := be.Delete(ctx, consumer, name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	until := time.Now().Add(deadline)
+	if err := waitNamespaceGone(ctx, cs, ns, deadline); err != nil {
+		t.Fatalf("%v\nkube-controller-manager about it:\n%s", err, controllerManagerLines(ns, 20))
+	}
+	nsGone := time.Since(deleted)
+	until := time.Now().Add(agentNoticesGone)
 	for {
-		_, err := be.Get(ctx, real, name)
+		w, err := be.Get(ctx, real, name)
 		if apierrors.IsNotFound(err) {
 			break
 		}
 		if time.Now().After(until) {
-			t.Fatalf("work %s/%s not deleted within %s: %v", real, name, deadline, err)
+			t.Fatalf("work %s/%s not deleted within %s of its namespace going (%s after the delete): %v, %s",
+				real, name, agentNoticesGone, nsGone.Round(time.Millisecond), err, describe(w))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("delete -> namespace NotFound after %s, work gone from Maestro after %s",
+		nsGone.Round(time.Millisecond), time.Since(deleted).Round(time.Millisecond))
 
 	// Maestro's agent raises the OCM agent's 1024-byte limit on a JSON
 	// value: the whole data, over 2 KiB, comes back.
@@ -143,6 +164,12 @@ func TestRealAgentFeedbackMatchesStandIn(t *testing.T) {
 		t.Errorf("real agent: ConfigMap/data = %.80s (%d bytes), want the whole data as JSON", orNone(v), len(v))
 	}
 }
+
+// agentNoticesGone bounds how long after its applied objects are gone the
+// real agent removes the work: the next requeue of its AppliedManifestWork
+// finalizer, at most 60 s away (OCM's finalizercontroller), plus the status
+// round trip to Maestro.
+const agentNoticesGone = 75 * time.Second
 
 // bigValueBytes is the size of a ConfigMap value that makes its whole data
 // over 1 KiB as JSON.
@@ -197,6 +224,12 @@ func feedbackWork(t *testing.T, consumer, name, ns string) *workv1.ManifestWork 
 			),
 		},
 		{
+			// Matches the Namespace too, after the config above: the agent
+			// takes the feedback rules of the first matching config only.
+			ResourceIdentifier: workv1.ResourceIdentifier{Resource: "namespaces", Name: "*"},
+			FeedbackRules:      paths(workv1.JsonPath{Name: "shadowed", Path: ".metadata.name"}),
+		},
+		{
 			ResourceIdentifier: workv1.ResourceIdentifier{Resource: "configmaps", Name: "settings", Namespace: ns},
 			FeedbackRules: paths(
 				workv1.JsonPath{Name: "greeting", Path: ".data.greeting"},
@@ -207,7 +240,9 @@ func feedbackWork(t *testing.T, consumer, name, ns string) *workv1.ManifestWork 
 			),
 		},
 		{
-			ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "web", Namespace: ns},
+			// A pattern, not the name: the agent matches "*" as any run
+			// of characters.
+			ResourceIdentifier: workv1.ResourceIdentifier{Group: "apps", Resource: "deployments", Name: "w*b", Namespace: ns},
 			FeedbackRules: paths(
 				workv1.JsonPath{Name: "replicas", Path: ".spec.replicas"},
 				workv1.JsonPath{Name: "containers", Path: ".spec.template.spec.containers[*].name"},
