@@ -135,6 +135,12 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 	return Reconciled, st, nil
 }
 
+// apiCheckTimeout bounds newerWork's read of the API: it only spares
+// Maestro a read, so an API that is slow or failing (its client retries
+// inside) must not hold the report up longer than Maestro's read would,
+// nor eat a failure report's whole check (failureCheckTimeout).
+const apiCheckTimeout = 2 * time.Second
+
 // newerWork returns the first of st.works that Maestro holds now at a newer
 // resource generation than gen (AnnotationGeneration), with that
 // generation, or nil. A missing work has no generation and supersedes
@@ -156,7 +162,9 @@ func (p *Pipeline) reconcile(ctx context.Context, ev events.Event, msg *events.M
 // report.
 func (p *Pipeline) newerWork(ctx context.Context, st *state, gen int64) (*workv1.ManifestWork, int64, error) {
 	if !st.fromSnapshot {
-		cur, err := p.resources.GetResource(ctx, st.target.Resource.Href)
+		apiCtx, cancel := context.WithTimeout(ctx, apiCheckTimeout)
+		cur, err := p.resources.GetResource(apiCtx, st.target.Resource.Href)
+		cancel()
 		if err == nil && cur.Generation <= gen {
 			return nil, 0, nil
 		}

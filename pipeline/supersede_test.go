@@ -177,6 +177,39 @@ func TestReportCheckAsksTheAPIBeforeMaestro(t *testing.T) {
 			t.Error("the API moved on, yet Maestro was not read")
 		}
 	})
+
+	t.Run("API stops answering: Maestro decides, within the bound", func(t *testing.T) {
+		api := hangingAPI{newAPIResources(t, cluster, 1)}
+		reads := &generationReads{}
+		h := newHarness(t, harnessOpts{adapterType: "namespace", reader: api,
+			wrap: func(d maestro.Delivery) maestro.Delivery { reads.Delivery = d; return reads }})
+		start := time.Now()
+		h.run(t, []*events.Message{event("e1", 1)})
+		if reps := h.sink.reports(t); len(reps) != 1 || reps[0].Report.ObservedGeneration != 1 {
+			t.Fatalf("reports %+v, want one at generation 1", reps)
+		}
+		if reads.n.Load() == 0 {
+			t.Error("the API did not answer, yet Maestro was not read")
+		}
+		if took := time.Since(start); took > apiCheckTimeout+10*time.Second {
+			t.Errorf("the event took %s: the API's silence held it past apiCheckTimeout (%s)", took, apiCheckTimeout)
+		}
+	})
+}
+
+// hangingAPI answers the first read (the event's) and holds every later
+// one until its context ends: an API that stopped answering mid-event.
+type hangingAPI struct {
+	*apiResources
+}
+
+func (h hangingAPI) GetResource(ctx context.Context, href string) (*hyperfleet.Resource, error) {
+	if h.read.Load() == 0 {
+		return h.apiResources.GetResource(ctx, href)
+	}
+	h.read.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
 }
 
 // apiMovesOn moves the API's resource to gen after the event's apply: a
