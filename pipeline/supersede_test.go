@@ -64,22 +64,21 @@ func TestReportOlderThanTheWorkIsNotPublished(t *testing.T) {
 // apiResources is the HyperFleet API as the pipeline reads it: one resource
 // whose generation a test moves on, as a user's update does.
 type apiResources struct {
-	mu   sync.Mutex
-	gen  int64
-	msg  *events.Message // snapshotMsg's, whose Snapshot is the resource's JSON
-	t    *testing.T
-	read atomic.Int64
+	mu       sync.Mutex
+	gen      int64
+	resource []byte // the resource's JSON, as snapshotMsg records it
+	read     atomic.Int64
 }
 
 func newAPIResources(t *testing.T, clusterID string, gen int64) *apiResources {
-	return &apiResources{gen: gen, msg: snapshotMsg(t, "api", clusterID, gen), t: t}
+	return &apiResources{gen: gen, resource: snapshotMsg(t, "api", clusterID, gen).Snapshot}
 }
 
 func (a *apiResources) GetResource(_ context.Context, href string) (*hyperfleet.Resource, error) {
 	a.read.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res, err := hyperfleet.ParseResource(a.msg.Snapshot, href)
+	res, err := hyperfleet.ParseResource(a.resource, href)
 	if err != nil || res.Href != href {
 		return nil, hyperfleet.ErrNotFound
 	}

@@ -167,7 +167,7 @@ func (a *Agents) logTails(t testing.TB) {
 		if file == "" {
 			continue
 		}
-		lines, err := lastLines(file, 40)
+		lines, err := lastLines(file, 40, "")
 		if err != nil {
 			t.Logf("agenttest: agent %s: %v", c, err)
 			continue
@@ -176,7 +176,9 @@ func (a *Agents) logTails(t testing.TB) {
 	}
 }
 
-func lastLines(file string, n int) ([]string, error) {
+// lastLines returns the last n lines of file that contain match (every
+// line when match is empty).
+func lastLines(file string, n int, match string) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -186,12 +188,35 @@ func lastLines(file string, n int) ([]string, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		if !strings.Contains(sc.Text(), match) {
+			continue
+		}
 		lines = append(lines, sc.Text())
 		if len(lines) > n {
 			lines = lines[1:]
 		}
 	}
 	return lines, sc.Err()
+}
+
+// ControllerManagerLines returns the last n lines of kube.sh's
+// kube-controller-manager log (in KUBE_STATE_DIR) that mention subject:
+// what the namespace controller and the garbage collector said about a
+// deletion that hung. For a test's failure message; a problem reading the
+// log is said in its place.
+func ControllerManagerLines(subject string, n int) string {
+	dir := os.Getenv("KUBE_STATE_DIR")
+	if dir == "" {
+		return "(KUBE_STATE_DIR is not set: no log to read)"
+	}
+	lines, err := lastLines(filepath.Join(dir, "kube-controller-manager.log"), n, subject)
+	if err != nil {
+		lines = append(lines, "reading the log: "+err.Error())
+	}
+	if len(lines) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // scriptEnv returns the settings that point maestro.sh at the servers the

@@ -1,15 +1,11 @@
 package agenttest_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -244,43 +240,10 @@ func waitNamespaceGone(ctx context.Context, cs kubernetes.Interface, ns string, 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("namespace %s not gone within %s: %s\nkube-controller-manager about it:\n%s",
-				ns, timeout, nsState(got, err), controllerManagerLines(ns, 20))
+				ns, timeout, nsState(got, err), agenttest.ControllerManagerLines(ns, 20))
 		case <-tick.C:
 		}
 	}
-}
-
-// controllerManagerLines returns the last n lines of kube.sh's
-// kube-controller-manager log that mention subject: what the namespace
-// controller and the garbage collector said about a deletion that hung.
-func controllerManagerLines(subject string, n int) string {
-	dir := os.Getenv("KUBE_STATE_DIR")
-	if dir == "" {
-		return "(KUBE_STATE_DIR is not set: no log to read)"
-	}
-	f, err := os.Open(filepath.Join(dir, "kube-controller-manager.log"))
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), subject) {
-			lines = append(lines, sc.Text())
-			if len(lines) > n {
-				lines = lines[1:]
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		lines = append(lines, "reading the log: "+err.Error())
-	}
-	if len(lines) == 0 {
-		return "(nothing)"
-	}
-	return strings.Join(lines, "\n")
 }
 
 func nsState(ns *corev1.Namespace, err error) string {

@@ -6,6 +6,11 @@
 // the kubeapply backend all report feedback through it, so they cannot
 // drift from the real agent or from each other; maestro/agenttest's
 // TestRealAgentFeedbackMatchesStandIn proves it against the real agent.
+//
+// It also holds the agent's reading of the rest of a work's per-manifest
+// options, which the same three need: which manifest config applies
+// (Config: feedback rules, update strategy) and whether the delete option
+// keeps a manifest's object (OwnedByTheWork).
 package feedback
 
 import (
@@ -71,6 +76,32 @@ func Config(configs []workv1.ManifestConfigOption, r Resource) (c workv1.Manifes
 func Rules(configs []workv1.ManifestConfigOption, r Resource) []workv1.FeedbackRule {
 	c, _ := Config(configs, r)
 	return c.FeedbackRules
+}
+
+// OwnedByTheWork reports whether deleting the work deletes r's object, as
+// the agent decides it (OCM's helper.OwnedByTheWork): no option and
+// Foreground delete everything, Orphan keeps everything, and any other
+// policy (SelectivelyOrphan, but also an empty or unknown one, which Maestro
+// does not refuse) keeps exactly what an orphaning rule names.
+func OwnedByTheWork(opt *workv1.DeleteOption, r Resource) bool {
+	if opt == nil {
+		return true
+	}
+	switch opt.PropagationPolicy {
+	case workv1.DeletePropagationPolicyTypeForeground:
+		return true
+	case workv1.DeletePropagationPolicyTypeOrphan:
+		return false
+	}
+	if opt.SelectivelyOrphan == nil {
+		return true
+	}
+	for _, o := range opt.SelectivelyOrphan.OrphaningRules {
+		if o.Group == r.Group && o.Resource == r.Resource && o.Namespace == r.Namespace && o.Name == r.Name {
+			return false
+		}
+	}
+	return true
 }
 
 // wildcardMatch is the agent's name and namespace match: value equals

@@ -169,29 +169,9 @@ func (d *Delivery) deleteObject(ctx context.Context, ri dynamic.ResourceInterfac
 }
 
 // orphaned reports whether the work's delete option keeps ref, as the real
-// agent decides it (OCM's helper.OwnedByTheWork): no option and Foreground
-// delete everything, Orphan keeps everything, and any other policy (
-// SelectivelyOrphan, but also an empty or unknown one, which Maestro does
-// not refuse) keeps exactly what an orphaning rule names.
+// agent and maestrotest's stand-in decide it (feedback.OwnedByTheWork).
 func orphaned(opt *workv1.DeleteOption, ref objectRef) bool {
-	if opt == nil {
-		return false
-	}
-	switch opt.PropagationPolicy {
-	case workv1.DeletePropagationPolicyTypeForeground:
-		return false
-	case workv1.DeletePropagationPolicyTypeOrphan:
-		return true
-	}
-	if opt.SelectivelyOrphan == nil {
-		return false
-	}
-	for _, r := range opt.SelectivelyOrphan.OrphaningRules {
-		if r.Group == ref.Group && r.Resource == ref.Resource && r.Namespace == ref.Namespace && r.Name == ref.Name {
-			return true
-		}
-	}
-	return false
+	return !feedback.OwnedByTheWork(opt, ref.resource())
 }
 
 // anyMissing reports whether an object of refs is absent from the caches.
@@ -274,7 +254,7 @@ func (d *Delivery) resolve(w *workv1.ManifestWork) ([]manifest, error) {
 // ref, or nil, resolved as the real agent resolves it (feedback.Config:
 // the first matching config that sets one, "*" patterns included).
 func updateStrategy(configs []workv1.ManifestConfigOption, ref objectRef) *workv1.UpdateStrategy {
-	c, _ := feedback.Config(configs, feedback.Resource{Group: ref.Group, Resource: ref.Resource, Name: ref.Name, Namespace: ref.Namespace})
+	c, _ := feedback.Config(configs, ref.resource())
 	return c.UpdateStrategy
 }
 

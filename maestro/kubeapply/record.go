@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // Labels, annotations and names of what the delivery writes.
@@ -71,6 +73,11 @@ type objectRef struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
+}
+
+// resource names ref as the agent's manifest configs and delete options do.
+func (r objectRef) resource() feedback.Resource {
+	return feedback.Resource{Group: r.Group, Resource: r.Resource, Namespace: r.Namespace, Name: r.Name}
 }
 
 func (r objectRef) gvr() schema.GroupVersionResource {

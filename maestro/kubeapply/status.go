@@ -76,8 +76,7 @@ func (d *Delivery) withStatus(s *corev1.Secret, rec *record) *workv1.ManifestWor
 		// As the real agent, feedback is evaluated only on an object that
 		// exists; no rules still report StatusFeedbackSynced True.
 		if live != nil {
-			rules := feedback.Rules(rec.Work.Spec.ManifestConfigs, feedback.Resource{
-				Group: ref.Group, Resource: ref.Resource, Name: ref.Name, Namespace: ref.Namespace})
+			rules := feedback.Rules(rec.Work.Spec.ManifestConfigs, ref.resource())
 			var synced metav1.Condition
 			mc.StatusFeedbacks, synced, _ = feedback.Evaluate(live.Object, live.GroupVersionKind(), rules)
 			set(&mc.Conditions, synced.Type, synced.Status, synced.Reason, synced.Message)

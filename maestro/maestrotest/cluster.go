@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	workv1 "open-cluster-management.io/api/work/v1"
+
+	"github.com/openshift-hyperfleet/maestro-adapter/maestro/feedback"
 )
 
 // ObjectKey names an object on the agent's (simulated) cluster the way the
@@ -75,7 +77,7 @@ func (c *cluster) apply(w *workv1.ManifestWork) {
 			obj = &clusterObject{uid: uuid.NewString(), owners: map[string]bool{}}
 			c.objects[key] = obj
 		}
-		if ownedByTheWork(key, w.Spec.DeleteOption) {
+		if feedback.OwnedByTheWork(w.Spec.DeleteOption, feedback.Resource{Group: key.Group, Resource: key.Resource, Namespace: key.Namespace, Name: key.Name}) {
 			obj.owners[owner] = true
 		} else {
 			delete(obj.owners, owner)
@@ -134,28 +136,6 @@ func objectKeys(w *workv1.ManifestWork) []ObjectKey {
 			Namespace: obj.Metadata.Namespace, Name: obj.Metadata.Name})
 	}
 	return out
-}
-
-// ownedByTheWork is the OCM agent's helper.OwnedByTheWork.
-func ownedByTheWork(key ObjectKey, opt *workv1.DeleteOption) bool {
-	if opt == nil {
-		return true
-	}
-	switch opt.PropagationPolicy {
-	case workv1.DeletePropagationPolicyTypeForeground:
-		return true
-	case workv1.DeletePropagationPolicyTypeOrphan:
-		return false
-	}
-	if opt.SelectivelyOrphan == nil {
-		return true
-	}
-	for _, r := range opt.SelectivelyOrphan.OrphaningRules {
-		if r.Group == key.Group && r.Resource == key.Resource && r.Namespace == key.Namespace && r.Name == key.Name {
-			return false
-		}
-	}
-	return true
 }
 
 // Object returns the UID of the object key on the agent's simulated
